@@ -1,0 +1,253 @@
+"""Certificates: exact parameters, exact loss and the claim they support, and their verification.
+
+A certificate is a JSON file (format in docs/certificate.md). `verify_certificate`
+recomputes everything that can be recomputed from the instance with exact
+rational arithmetic: the data fingerprint, the box, the activation pattern,
+the loss and the bit-lengths. It never imports a solver, so anyone can check a
+certificate with gmpy2 alone.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gmpy2 import mpq
+
+from ermsolve import __version__
+from ermsolve.architecture import Architecture
+from ermsolve.errors import InputError
+from ermsolve.instance import Instance
+from ermsolve.network import Layer, Network, exact_loss
+from ermsolve.rational import bit_length, format_decimal, format_rational, parse_fraction_field
+
+FORMAT_NAME = "ermsolve-certificate"
+FORMAT_VERSION = 1
+
+
+def build_certificate(instance: Instance, architecture: Architecture, result) -> dict:
+    """Assemble the certificate of a `TrainResult` that has an exact solution."""
+    solution = result.solution
+    network = solution.network
+    parameter_bits = {name: bit_length(value) for name, value in network.parameters()}
+    return {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "ermsolve_version": __version__,
+        "instance": {
+            "name": instance.name,
+            "fingerprint": instance.fingerprint,
+            "n": instance.n,
+            "d": instance.d,
+        },
+        "architecture": architecture.to_json(),
+        "network": network_to_json(network),
+        "output_signs": list(solution.signs),
+        "activation_pattern": pattern_to_json(solution.pattern),
+        "loss": {
+            "type": architecture.loss,
+            "value": format_rational(solution.loss),
+            "decimal": format_decimal(solution.loss),
+        },
+        "bit_lengths": {
+            "definition": "bits of |p| plus bits of q for p/q in lowest terms",
+            "max": max(parameter_bits.values()),
+            "parameters": parameter_bits,
+        },
+        "solver": {
+            "name": result.solver,
+            "version": result.solver_version,
+            "encoding": result.encoding,
+            "status": result.status,
+            "objective": result.solver_objective,
+            "dual_bound": result.dual_bound,
+            "gap": result.gap,
+            "nodes": result.nodes,
+            "time_s": round(result.time_s, 6),
+            "time_limit_s": result.time_limit,
+            "threads": result.threads,
+        },
+        "optimality": {"status": result.status, "basis": result.basis},
+        "rationalization": {"method": solution.method, "certified": solution.certified},
+        "warnings": list(result.warnings),
+    }
+
+
+def network_to_json(network: Network) -> dict:
+    return {
+        "activation": network.activation,
+        "layers": [
+            {
+                "W": [[format_rational(v) for v in row] for row in layer.W],
+                "b": [format_rational(v) for v in layer.b],
+            }
+            for layer in network.layers
+        ],
+    }
+
+
+def network_from_json(data, where: str = "network") -> Network:
+    if not isinstance(data, dict) or not isinstance(data.get("layers"), list) or not data["layers"]:
+        raise InputError(f"{where}: expected an object with a non-empty list 'layers'")
+    layers = []
+    for number, layer in enumerate(data["layers"], start=1):
+        if not isinstance(layer, dict) or not isinstance(layer.get("W"), list) or not isinstance(layer.get("b"), list):
+            raise InputError(f"{where}: layer {number} needs lists 'W' and 'b'")
+        W = []
+        for k, row in enumerate(layer["W"]):
+            if not isinstance(row, list):
+                raise InputError(f"{where}: W{number}[{k}] must be a list")
+            W.append(tuple(parse_fraction_field(v, f"{where}: W{number}[{k}][{j}]") for j, v in enumerate(row)))
+        b = tuple(parse_fraction_field(v, f"{where}: b{number}[{k}]") for k, v in enumerate(layer["b"]))
+        layers.append(Layer(tuple(W), b))
+    return Network(tuple(layers), str(data.get("activation", "relu")))
+
+
+def pattern_to_json(pattern: list[list[int]]) -> list[str]:
+    """One string per hidden unit; character i is 1 when the unit is active on point i."""
+    width = len(pattern[0]) if pattern else 0
+    return ["".join(str(int(row[k])) for row in pattern) for k in range(width)]
+
+
+def write_certificate(certificate: dict, path: str | Path) -> None:
+    Path(path).write_text(json.dumps(certificate, indent=2) + "\n", encoding="utf-8")
+
+
+def read_certificate(path: str | Path) -> dict:
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"{path}: certificate file not found") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise InputError(f"{path}: not a JSON certificate ({error})") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT_NAME:
+        raise InputError(f"{path}: not an ermsolve certificate (missing \"format\": \"{FORMAT_NAME}\")")
+    if data.get("format_version") != FORMAT_VERSION:
+        raise InputError(
+            f"{path}: certificate format version {data.get('format_version')!r} is not supported; "
+            f"this ermsolve reads version {FORMAT_VERSION}"
+        )
+    return data
+
+
+@dataclass
+class Verification:
+    """The outcome of checking a certificate: `problems` is empty when it is valid."""
+
+    problems: list[str] = field(default_factory=list)
+    loss: mpq | None = None
+    max_bits: int | None = None
+
+    @property
+    def valid(self) -> bool:
+        return not self.problems
+
+
+def verify_certificate(certificate: dict, instance: Instance) -> Verification:
+    """Check a certificate against an instance with exact arithmetic only."""
+    check = Verification()
+    problems = check.problems
+
+    # The certificate must be about this exact data.
+    stated = certificate.get("instance", {})
+    if stated.get("fingerprint") != instance.fingerprint:
+        problems.append(
+            f"data fingerprint differs: certificate {stated.get('fingerprint')!r}, "
+            f"instance {instance.fingerprint!r} (the data or the instance file is different)"
+        )
+        return check
+
+    try:
+        architecture = Architecture.from_json(certificate.get("architecture"), "certificate architecture")
+        network = network_from_json(certificate.get("network"), "certificate network")
+        stated_loss = parse_fraction_field(certificate.get("loss", {}).get("value"), "certificate loss value")
+    except InputError as error:
+        problems.append(str(error))
+        return check
+
+    _check_shape(network, architecture, instance, problems)
+    if problems:
+        return check
+    _check_box(network, architecture, problems)
+    _check_pattern(certificate, network, instance, problems)
+
+    # The loss, recomputed exactly.
+    if certificate.get("loss", {}).get("type") != architecture.loss:
+        problems.append(
+            f"loss type {certificate.get('loss', {}).get('type')!r} differs from the architecture's {architecture.loss!r}"
+        )
+    check.loss = exact_loss(network, instance.X, instance.y, architecture.loss)
+    if check.loss != stated_loss:
+        problems.append(
+            f"loss differs: certificate states {format_rational(stated_loss)}, "
+            f"the exact recomputation gives {format_rational(check.loss)}"
+        )
+
+    _check_bits(certificate, network, check)
+    return check
+
+
+def _check_shape(network, architecture, instance, problems) -> None:
+    widths = [layer.fan_out for layer in network.layers[:-1]]
+    if widths != list(architecture.hidden):
+        problems.append(f"hidden widths {widths} differ from the architecture's {list(architecture.hidden)}")
+    if network.input_dim != instance.d:
+        problems.append(f"the network takes {network.input_dim} inputs, the instance has {instance.d} features")
+    if network.layers[-1].fan_out != architecture.outputs:
+        problems.append(
+            f"the network has {network.layers[-1].fan_out} outputs, the architecture {architecture.outputs}"
+        )
+    if network.activation != architecture.activation:
+        problems.append(f"activation {network.activation!r} differs from the architecture's {architecture.activation!r}")
+
+
+def _check_box(network, architecture, problems) -> None:
+    box = architecture.box
+    outside = [name for name, value in network.parameters() if abs(value) > box]
+    if outside:
+        problems.append(
+            f"{len(outside)} parameters lie outside the box [-{format_rational(box)}, "
+            f"{format_rational(box)}]: {', '.join(outside[:5])}"
+        )
+
+
+def _check_pattern(certificate, network, instance, problems) -> None:
+    """Each stated activation must agree with the sign of the exact pre-activation.
+
+    Active (1) needs pre-activation >= 0 and inactive (0) needs <= 0, so both
+    are accepted at exactly 0, where ReLU is 0 either way.
+    """
+    stated = certificate.get("activation_pattern")
+    width = network.layers[0].fan_out
+    if not isinstance(stated, list) or len(stated) != width or any(
+        not isinstance(row, str) or len(row) != instance.n or set(row) - {"0", "1"} for row in stated
+    ):
+        problems.append(f"activation_pattern must be {width} strings of {instance.n} characters 0 or 1")
+        return
+    wrong = []
+    for i, x in enumerate(instance.X):
+        z = network.pre_activations(x)[0]
+        for k in range(width):
+            active = stated[k][i] == "1"
+            if (active and z[k] < 0) or (not active and z[k] > 0):
+                wrong.append(f"unit {k} on point {i}")
+    if wrong:
+        problems.append(
+            f"activation pattern disagrees with the parameters at {len(wrong)} places: {', '.join(wrong[:5])}"
+        )
+
+
+def _check_bits(certificate, network, check: Verification) -> None:
+    bits = {name: bit_length(value) for name, value in network.parameters()}
+    check.max_bits = max(bits.values())
+    stated = certificate.get("bit_lengths", {})
+    if stated.get("max") != check.max_bits:
+        check.problems.append(f"max bit-length differs: certificate {stated.get('max')!r}, recomputed {check.max_bits}")
+    stated_parameters = stated.get("parameters", {})
+    mismatched = [name for name, value in bits.items() if stated_parameters.get(name) != value]
+    if mismatched:
+        check.problems.append(f"bit-lengths differ for {', '.join(mismatched[:5])}")

@@ -1,0 +1,207 @@
+"""The `solve` and `verify` subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+
+from ermsolve.architecture import LOSSES, Architecture, load_architecture
+from ermsolve.backends import BACKENDS
+from ermsolve.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, print_json
+from ermsolve.encodings import ENCODINGS, EncodingOptions, TrainingProblem
+from ermsolve.encodings.base import SYMMETRY_MODES
+from ermsolve.errors import InputError, UsageError
+from ermsolve.instance import load_instance
+from ermsolve.rational import format_decimal, format_rational, parse_rational
+
+DEFAULT_WIDTH = 2
+
+
+def register_cli(subparsers) -> None:
+    solve = subparsers.add_parser(
+        "solve",
+        help="train a network to proven optimality and write its certificate",
+        description="Train a one-hidden-layer ReLU network to global optimality with a MIP solver, "
+        "recover exact rational parameters and report the exact loss.",
+    )
+    solve.add_argument("instance", metavar="INSTANCE", help="CSV file: feature columns, then the target column y")
+    solve.add_argument("--model", metavar="FILE", help="architecture TOML file (default: width 2, l1 loss, box 1)")
+    solve.add_argument("--width", type=_positive_int, help="hidden units; overrides the model file")
+    solve.add_argument("--loss", choices=LOSSES, help="loss; overrides the model file")
+    solve.add_argument("--box", type=_exact_positive, metavar="R",
+                       help="every parameter in [-R, R], exact (e.g. 2, 0.5, 7/3); overrides the model file")
+    solve.add_argument("--encoding", default="bigm", choices=sorted(ENCODINGS), help="MIP encoding (default: bigm)")
+    solve.add_argument("--solver", default="scip", choices=sorted(BACKENDS), help="MIP solver (default: scip)")
+    solve.add_argument("--symmetry", default="solver", choices=SYMMETRY_MODES,
+                       help="permutation symmetry of units: leave it to the solver (default), "
+                       "order the biases of units with equal output sign, or switch symmetry handling off")
+    solve.add_argument("--time-limit", type=_positive_float, metavar="S", help="wall-clock limit in seconds")
+    solve.add_argument("--threads", type=_positive_int, default=1, metavar="N", help="solver threads (default: 1)")
+    solve.add_argument("--out", metavar="CERT", help="write the certificate to this JSON file")
+    solve.add_argument("--json", action="store_true", help="print one JSON object instead of the summary")
+    solve.add_argument("--verbose", action="store_true", help="show progress and the solver's log on stderr")
+    solve.set_defaults(handler=run_solve)
+
+    verify = subparsers.add_parser(
+        "verify",
+        help="check a certificate against an instance with exact arithmetic",
+        description="Recompute the loss, the activation pattern and the bit-lengths of a certificate "
+        "exactly. No solver is used.",
+    )
+    verify.add_argument("certificate", metavar="CERT", help="certificate JSON file written by solve")
+    verify.add_argument("instance", metavar="INSTANCE", help="the instance CSV the certificate claims to be about")
+    verify.add_argument("--json", action="store_true", help="print one JSON object")
+    verify.set_defaults(handler=run_verify)
+
+
+def load_problem(args) -> tuple[TrainingProblem, Architecture]:
+    """Load the instance and the architecture with command-line overrides applied."""
+    instance = load_instance(args.instance)
+    if args.model:
+        architecture = load_architecture(args.model)
+    else:
+        architecture = Architecture(hidden=(DEFAULT_WIDTH,), name="default")
+    architecture = architecture.with_overrides(width=args.width, loss=args.loss, box=args.box)
+    return TrainingProblem(instance, architecture), architecture
+
+
+def run_solve(args) -> int:
+    from ermsolve.certificate import build_certificate, write_certificate
+    from ermsolve.train import train
+
+    problem, architecture = load_problem(args)
+    result = train(
+        problem,
+        encoding=args.encoding,
+        solver=args.solver,
+        time_limit=args.time_limit,
+        threads=args.threads,
+        verbose=args.verbose,
+        encoding_options=EncodingOptions(symmetry=args.symmetry),
+    )
+
+    certificate = None
+    if result.solution is not None:
+        certificate = build_certificate(problem.instance, architecture, result)
+        if args.out:
+            write_certificate(certificate, args.out)
+
+    for warning in result.warnings:
+        print(f"ermsolve: WARNING: {warning}", file=sys.stderr)
+
+    if args.json:
+        print_json(_solve_json(result, certificate, args.out))
+    else:
+        _print_summary(problem, architecture, result, args.out if certificate else None)
+    return EXIT_OK if result.solution is not None else EXIT_FAILED
+
+
+def _solve_json(result, certificate, out) -> dict:
+    solution = result.solution
+    return {
+        "status": result.status,
+        "basis": result.basis,
+        "loss": None if solution is None else format_rational(solution.loss),
+        "loss_decimal": None if solution is None else format_decimal(solution.loss),
+        "solver_objective": result.solver_objective,
+        "dual_bound": result.dual_bound,
+        "gap": result.gap,
+        "time_s": round(result.time_s, 6),
+        "solve_time_s": round(result.solve_time_s, 6),
+        "rationalize_time_s": round(result.rationalize_time_s, 6),
+        "nodes": result.nodes,
+        "max_bits": None if certificate is None else certificate["bit_lengths"]["max"],
+        "solver": result.solver,
+        "solver_version": result.solver_version,
+        "encoding": result.encoding,
+        "warnings": result.warnings,
+        "certificate": out if (out and certificate) else certificate,
+    }
+
+
+def _print_summary(problem, architecture, result, out) -> None:
+    instance, solution = problem.instance, result.solution
+    box = format_rational(architecture.box).removesuffix("/1")
+    print(f"instance     {instance.name} (n={instance.n}, d={instance.d})")
+    print(f"model        {architecture.name or 'default'}: width {architecture.width}, "
+          f"loss {architecture.loss}, box {box}")
+    print(f"status       {result.status}: {result.basis}")
+    if solution is not None:
+        print(f"loss         {format_rational(solution.loss)} = {format_decimal(solution.loss)} (exact)")
+    print(f"dual bound   {_float_text(result.dual_bound)}")
+    print(f"gap          {'infinite' if result.gap is None else f'{100 * result.gap:.4g}%'}")
+    print(f"time         {result.time_s:.2f} s (solve {result.solve_time_s:.2f} s, "
+          f"exact recovery {result.rationalize_time_s:.2f} s)")
+    print(f"nodes        {result.nodes}")
+    if solution is not None:
+        bits = max(bit for bit in _parameter_bits(solution.network))
+        print(f"max bits     {bits}")
+    print(f"solver       {result.solver_version}, encoding {result.encoding}")
+    if out:
+        print(f"certificate  {out}")
+
+
+def _parameter_bits(network):
+    from ermsolve.rational import bit_length
+
+    return [bit_length(value) for _, value in network.parameters()]
+
+
+def _float_text(value) -> str:
+    return "none" if value is None or not math.isfinite(value) else f"{value:.12g}"
+
+
+def run_verify(args) -> int:
+    from ermsolve.certificate import read_certificate, verify_certificate
+
+    certificate = read_certificate(args.certificate)
+    instance = load_instance(args.instance)
+    check = verify_certificate(certificate, instance)
+
+    if args.json:
+        print_json({
+            "valid": check.valid,
+            "problems": check.problems,
+            "loss": None if check.loss is None else format_rational(check.loss),
+            "max_bits": check.max_bits,
+        })
+    elif check.valid:
+        print("valid")
+        print(f"loss {format_rational(check.loss)} = {format_decimal(check.loss)} recomputed exactly; "
+              f"max bit-length {check.max_bits}")
+    else:
+        print("invalid")
+        for problem in check.problems:
+            print(f"  {problem}")
+    return EXIT_OK if check.valid else EXIT_FAILED
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive finite number of seconds, got {text!r}")
+    return value
+
+
+def _exact_positive(text: str):
+    try:
+        value = parse_rational(text)
+    except InputError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value

@@ -1,0 +1,281 @@
+"""Solve a training problem to optimality: one MIP per output-sign pattern, then exact recovery.
+
+The flow is encoding -> backend -> rationalisation. Each output-sign pattern
+(counted by its number of positive units) gets its own MIP; the incumbent of
+earlier patterns is passed on as an objective limit, so a later MIP only looks
+for strictly better networks and stops once it has proved there are none.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+
+from gmpy2 import mpq
+
+from ermsolve.backends import SolveOptions, get_backend
+from ermsolve.backends.base import CUTOFF, OPTIMAL, TIME_LIMIT, relative_gap
+from ermsolve.encodings import EncodingOptions, TrainingProblem, get_encoding, sign_patterns
+from ermsolve.errors import RationalizationError
+from ermsolve.rationalize import ExactSolution, rationalize
+
+log = logging.getLogger(__name__)
+
+# How far the exact loss may exceed the solver's objective before we call it out.
+# SCIP's default feasibility tolerance is 1e-6; the objective can drift by a few
+# multiples of it over n constraints, so this is a relative 1e-6 on top of n * 1e-6.
+OBJECTIVE_TOLERANCE = 1e-6
+
+
+@dataclass
+class SignRun:
+    """The MIP of one output-sign pattern and how it ended."""
+
+    signs: tuple[int, ...]
+    status: str
+    objective: float | None
+    dual_bound: float | None
+    nodes: int | None
+    time_s: float
+    variables: int = 0
+    binaries: int = 0
+    constraints: int = 0
+
+
+@dataclass
+class TrainResult:
+    status: str  # "optimal", "time_limit", "unproven", "infeasible" or "error"
+    basis: str
+    solution: ExactSolution | None
+    solver: str
+    solver_version: str
+    encoding: str
+    solver_objective: float | None
+    dual_bound: float | None
+    gap: float | None
+    nodes: int
+    time_s: float
+    solve_time_s: float
+    rationalize_time_s: float
+    runs: list[SignRun] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    time_limit: float | None = None
+    threads: int = 1
+
+
+def train(
+    problem: TrainingProblem,
+    *,
+    encoding: str = "bigm",
+    solver: str = "scip",
+    time_limit: float | None = None,
+    threads: int = 1,
+    verbose: bool = False,
+    encoding_options: EncodingOptions | None = None,
+    solver_parameters: dict | None = None,
+) -> TrainResult:
+    """Train `problem` to global optimality, or as far as `time_limit` (seconds) allows."""
+    encoder, backend = get_encoding(encoding), get_backend(solver)
+    encoding_options = encoding_options or EncodingOptions()
+    solver_parameters = dict(solver_parameters or {})
+    if encoding_options.symmetry == "none" and solver == "scip":
+        solver_parameters.setdefault("misc/usesymmetry", 0)
+
+    started = time.monotonic()
+    runs: list[SignRun] = []
+    incumbent = None  # (objective, encoded model, values)
+    patterns = sign_patterns(problem.width)
+
+    for signs in patterns:
+        remaining = None if time_limit is None else time_limit - (time.monotonic() - started)
+        if remaining is not None and remaining <= 0:
+            runs.append(SignRun(signs, TIME_LIMIT, None, None, 0, 0.0))
+            continue
+        if incumbent is not None and incumbent[0] <= 0:
+            # A loss is never negative, so a zero incumbent cannot be improved.
+            runs.append(SignRun(signs, CUTOFF, None, 0.0, 0, 0.0))
+            continue
+
+        encoded = encoder.build(problem, signs, encoding_options)
+        counts = encoded.model.count()
+        options = SolveOptions(
+            time_limit=remaining,
+            threads=threads,
+            verbose=verbose,
+            objective_limit=None if incumbent is None else incumbent[0],
+            solver_parameters=solver_parameters,
+        )
+        log.info("solving output signs %s: %d binaries, %d constraints",
+                 _signs_text(signs), counts["binary"], counts["linear"])
+        result = backend.solve(encoded.model, options)
+        runs.append(
+            SignRun(signs, result.status, result.objective, result.dual_bound, result.nodes,
+                    result.time_s, counts["variables"], counts["binary"], counts["linear"])
+        )
+        log.info("output signs %s: %s, objective %s, dual bound %s, %s nodes, %.2f s",
+                 _signs_text(signs), result.status, result.objective, result.dual_bound,
+                 result.nodes, result.time_s)
+        if result.status == CUTOFF:
+            runs[-1].dual_bound = options.objective_limit
+        if result.has_solution and (incumbent is None or result.objective < incumbent[0]):
+            incumbent = (result.objective, encoded, result.values)
+
+    solve_time = time.monotonic() - started
+    return _finish(problem, encoder.name, backend, runs, incumbent, started, solve_time, time_limit, threads)
+
+
+def _finish(problem, encoding_name, backend, runs, incumbent, started, solve_time, time_limit, threads):
+    proven = all(run.status in (OPTIMAL, CUTOFF) for run in runs)
+    objective = None if incumbent is None else incumbent[0]
+    dual_bound = _combined_dual_bound(runs, objective)
+    result = TrainResult(
+        status="optimal" if proven and incumbent is not None else "time_limit",
+        basis="",
+        solution=None,
+        solver=backend.name,
+        solver_version=backend.version(),
+        encoding=encoding_name,
+        solver_objective=objective,
+        dual_bound=dual_bound,
+        gap=relative_gap(objective, dual_bound),
+        nodes=sum(run.nodes or 0 for run in runs),
+        time_s=0.0,
+        solve_time_s=solve_time,
+        rationalize_time_s=0.0,
+        runs=runs,
+        time_limit=time_limit,
+        threads=threads,
+    )
+    if any(run.status not in (OPTIMAL, CUTOFF, TIME_LIMIT) for run in runs):
+        failed = [run for run in runs if run.status not in (OPTIMAL, CUTOFF, TIME_LIMIT)]
+        result.status = "error"
+        result.warnings.append(
+            "the solver ended with status "
+            + ", ".join(f"{run.status} on output signs {_signs_text(run.signs)}" for run in failed)
+        )
+
+    if incumbent is not None:
+        rationalize_started = time.monotonic()
+        result.solution = _rationalize_incumbent(problem, incumbent, result.warnings)
+        result.rationalize_time_s = time.monotonic() - rationalize_started
+
+    result.time_s = time.monotonic() - started
+    _state_basis(result, problem)
+    return result
+
+
+def _combined_dual_bound(runs, objective):
+    """The smallest dual bound over all sign patterns; a pattern not yet solved contributes 0."""
+    bounds = []
+    for run in runs:
+        if run.status == OPTIMAL:
+            bounds.append(run.objective if run.dual_bound is None else run.dual_bound)
+        elif run.dual_bound is not None and math.isfinite(run.dual_bound):
+            bounds.append(max(run.dual_bound, 0.0))
+        else:
+            bounds.append(0.0)
+    bound = min(bounds) if bounds else 0.0
+    return bound if objective is None else min(bound, objective)
+
+
+def _rationalize_incumbent(problem, incumbent, warnings) -> ExactSolution | None:
+    """Recover exact parameters from the incumbent's activation pattern.
+
+    The pattern read from the activation binaries is tried first. If the exact
+    program for it is infeasible (the float incumbent used the feasibility
+    tolerance to straddle a kink), the pattern of the signs of the float
+    pre-activations is tried next.
+    """
+    objective, encoded, values = incumbent
+    candidates = [("activation binaries", encoded.activation_pattern(values))]
+    candidates.append(("float pre-activations", _pattern_from_values(problem, encoded, values)))
+
+    errors = []
+    for source, pattern in candidates:
+        try:
+            solution = rationalize(problem, encoded.signs, pattern)
+        except RationalizationError as error:
+            errors.append(f"{source}: {error}")
+            log.warning("exact recovery from the pattern of the %s failed: %s", source, error)
+            continue
+        if source != "activation binaries":
+            warnings.append(f"exact parameters were recovered from the pattern of the {source}")
+        return solution
+
+    warnings.append("exact recovery failed: " + "; ".join(errors))
+    return None
+
+
+def _pattern_from_values(problem, encoded, values):
+    weights = [[values[v] for v in row] for row in encoded.weights]
+    biases = [values[v] for v in encoded.biases]
+    pattern = []
+    for x in problem.instance.X_float:
+        pattern.append([
+            1 if sum(w * xj for w, xj in zip(row, x)) + bias > 0 else 0
+            for row, bias in zip(weights, biases)
+        ])
+    return pattern
+
+
+def _state_basis(result: TrainResult, problem) -> None:
+    """Write what the optimality claim rests on, and downgrade it when the exact loss disagrees."""
+    solution = result.solution
+    if solution is None:
+        if result.solver_objective is None:
+            result.basis = "no solution found"
+            if result.status == "optimal":
+                result.status = "error"
+        else:
+            result.status = "error"
+            result.basis = "the solver found a solution, but exact recovery failed"
+        return
+
+    exact = float(solution.loss)
+    objective = result.solver_objective
+    tolerance = OBJECTIVE_TOLERANCE * (max(1.0, abs(objective)) + problem.instance.n)
+    if exact > objective + tolerance:
+        result.warnings.append(
+            f"EXACT LOSS IS WORSE THAN THE SOLVER'S OBJECTIVE: exact {exact!r} versus solver "
+            f"{objective!r}, difference {exact - objective:.3g} beyond the tolerance {tolerance:.3g}"
+        )
+
+    if solution.loss == 0:
+        result.status = "optimal"
+        result.basis = "exact: the recovered network has loss 0, the smallest possible loss"
+        result.dual_bound = 0.0
+        result.gap = 0.0
+        return
+
+    patterns = len(result.runs)
+    exact_step = f"fixed-pattern {'QP' if problem.architecture.loss == 'l2' else 'LP'} solved exactly ({solution.method})"
+    if result.status == "optimal":
+        if result.dual_bound is not None and exact > result.dual_bound + tolerance:
+            result.status = "unproven"
+            result.basis = (
+                f"SCIP reported optimality, but the exact loss {exact:.12g} exceeds its dual bound "
+                f"{result.dual_bound:.12g} beyond tolerance; optimality is not proven"
+            )
+        else:
+            result.basis = (
+                f"{result.solver_version.split(' (')[0]} floating-point branch and bound over "
+                f"{patterns} output-sign patterns, gap 0 within its tolerances; {exact_step}"
+            )
+    elif result.status == "time_limit":
+        gap = "infinite" if result.gap is None else f"{100 * result.gap:.2f}%"
+        result.basis = f"time limit reached, gap {gap}; optimality not proven; {exact_step}"
+    else:
+        result.basis = f"the solver stopped with an error; {exact_step}"
+
+
+def _signs_text(signs) -> str:
+    return "".join("+" if s > 0 else "-" for s in signs)
+
+
+def exact_minus_solver(result: TrainResult) -> float | None:
+    """Exact loss minus the solver's objective, as a float for reports."""
+    if result.solution is None or result.solver_objective is None:
+        return None
+    return float(result.solution.loss - mpq(result.solver_objective))
