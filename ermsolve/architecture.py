@@ -11,6 +11,9 @@ Keys (all optional but `hidden` or `width`):
                 "linf" (largest absolute error)
     box         every parameter lies in [-box, box]; exact text or integer
                 such as "1/2" or 4 (default 1)
+    domain      "box" (rational parameters in the box, default) or "fixed"
+                (fixed point: parameters in 2^-frac_bits Z within the box)
+    frac_bits   fractional bits p of the fixed-point domain; needed with "fixed"
 
 TOML floats are read from their literal text, so `box = 0.1` is exactly 1/10.
 """
@@ -27,10 +30,11 @@ from ermsolve.errors import InputError, UsageError
 from ermsolve.rational import format_rational, parse_rational
 
 LOSSES = ("l1", "l2", "linf")
+DOMAINS = ("box", "fixed")
 ACTIVATIONS = ("relu",)
 DEFAULT_BOX = mpq(1)
 
-_KEYS = ("name", "input_dim", "hidden", "width", "activation", "outputs", "loss", "box")
+_KEYS = ("name", "input_dim", "hidden", "width", "activation", "outputs", "loss", "box", "domain", "frac_bits")
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,8 @@ class Architecture:
     outputs: int = 1
     input_dim: int | None = None
     name: str = ""
+    domain: str = "box"
+    frac_bits: int | None = None
 
     def __post_init__(self):
         if not self.hidden or any(not isinstance(w, int) or w < 1 for w in self.hidden):
@@ -60,6 +66,14 @@ class Architecture:
             raise InputError(f"box must be positive, got {format_rational(self.box)}")
         if self.input_dim is not None and (not isinstance(self.input_dim, int) or self.input_dim < 1):
             raise InputError(f"input_dim must be a positive integer, got {self.input_dim!r}")
+        if self.domain not in DOMAINS:
+            raise InputError(f"unknown domain {self.domain!r}; valid domains: {', '.join(DOMAINS)}")
+        if self.domain == "fixed" and (not isinstance(self.frac_bits, int) or self.frac_bits < 0):
+            raise InputError(
+                f"the fixed-point domain needs frac_bits, a non-negative integer, got {self.frac_bits!r}"
+            )
+        if self.domain == "box" and self.frac_bits is not None:
+            raise InputError("frac_bits applies only to the fixed-point domain; set domain = \"fixed\" or drop it")
 
     @property
     def width(self) -> int:
@@ -71,9 +85,15 @@ class Architecture:
         """Number of hidden layers."""
         return len(self.hidden)
 
-    def with_overrides(self, *, width=None, loss=None, box=None) -> "Architecture":
+    def with_overrides(self, *, width=None, loss=None, box=None, domain=None, frac_bits=None) -> "Architecture":
         """Return a copy with the given command-line values in place of the file's."""
         changes = {}
+        if domain is not None:
+            changes["domain"] = domain
+            if domain == "box":
+                changes["frac_bits"] = None
+        if frac_bits is not None:
+            changes["frac_bits"] = frac_bits
         if width is not None:
             if self.depth != 1:
                 raise UsageError(
@@ -102,6 +122,8 @@ class Architecture:
             "outputs": self.outputs,
             "loss": self.loss,
             "box": format_rational(self.box),
+            "domain": self.domain,
+            "frac_bits": self.frac_bits,
         }
 
     @classmethod
@@ -159,6 +181,9 @@ def _from_mapping(data: dict, where: str) -> Architecture:
     input_dim = data.get("input_dim")
     if input_dim is not None:
         input_dim = _integer(input_dim, "input_dim", where)
+    frac_bits = data.get("frac_bits")
+    if frac_bits is not None:
+        frac_bits = _integer(frac_bits, "frac_bits", where)
 
     try:
         return Architecture(
@@ -169,6 +194,8 @@ def _from_mapping(data: dict, where: str) -> Architecture:
             outputs=_integer(data.get("outputs", 1), "outputs", where),
             input_dim=input_dim,
             name=str(data.get("name", "") or ""),
+            domain=str(data.get("domain", "box")),
+            frac_bits=frac_bits,
         )
     except InputError as error:
         raise InputError(f"{where}: {error}") from None

@@ -1,7 +1,8 @@
 """Training instances: exact data points and targets read from CSV.
 
 File format: a header row with the feature names followed by the target column
-`y`, then one row per data point. Every cell is parsed exactly by
+`y` (or, for several outputs, the target columns `y1`, `y2`, ...), then one row
+per data point. Every cell is parsed exactly by
 `parse_rational`; any problem raises `InputError` naming the file, the row
 (1-based, the header is row 1), the column and the value.
 """
@@ -9,6 +10,7 @@ File format: a header row with the feature names followed by the target column
 from __future__ import annotations
 
 import csv
+import re
 import hashlib
 from dataclasses import dataclass
 from functools import cached_property
@@ -25,14 +27,24 @@ FINGERPRINT_SCHEME = "ermsolve-data-v1"
 
 @dataclass(frozen=True)
 class Instance:
-    """Data points `X` (n rows of d exact rationals) and targets `y` (n rationals)."""
+    """Data points `X` (n rows of d exact rationals) and targets.
+
+    `y` holds one target per point for single-output instances; `Y` holds a
+    row of m targets per point for any number of outputs.
+    """
 
     name: str
     feature_names: tuple[str, ...]
     X: tuple[tuple[mpq, ...], ...]
-    y: tuple[mpq, ...]
+    y: tuple[mpq, ...] | None
+    Y: tuple[tuple[mpq, ...], ...] | None = None
+    target_names: tuple[str, ...] = ("y",)
 
     def __post_init__(self):
+        if self.Y is None:
+            object.__setattr__(self, "Y", tuple((target,) for target in self.y))
+        elif self.y is None and len(self.target_names) == 1:
+            object.__setattr__(self, "y", tuple(row[0] for row in self.Y))
         if not self.X:
             raise InputError(f"instance {self.name!r} has no data points")
         width = len(self.feature_names)
@@ -41,10 +53,12 @@ class Instance:
                 raise InputError(
                     f"instance {self.name!r}: point {index} has {len(row)} features, expected {width}"
                 )
-        if len(self.y) != len(self.X):
+        if len(self.Y) != len(self.X):
             raise InputError(
-                f"instance {self.name!r}: {len(self.X)} points but {len(self.y)} targets"
+                f"instance {self.name!r}: {len(self.X)} points but {len(self.Y)} targets"
             )
+        if any(len(row) != len(self.target_names) for row in self.Y):
+            raise InputError(f"instance {self.name!r}: every point needs {len(self.target_names)} targets")
 
     @property
     def n(self) -> int:
@@ -54,13 +68,21 @@ class Instance:
     def d(self) -> int:
         return len(self.feature_names)
 
+    @property
+    def outputs(self) -> int:
+        return len(self.target_names)
+
     @cached_property
     def X_float(self) -> np.ndarray:
         return np.array([[float(v) for v in row] for row in self.X], dtype=float).reshape(self.n, self.d)
 
     @cached_property
     def y_float(self) -> np.ndarray:
-        return np.array([float(v) for v in self.y], dtype=float)
+        return np.array([float(row[0]) for row in self.Y], dtype=float)
+
+    @cached_property
+    def Y_float(self) -> np.ndarray:
+        return np.array([[float(v) for v in row] for row in self.Y], dtype=float).reshape(self.n, self.outputs)
 
     def canonical_text(self) -> str:
         """Canonical form of the data: dimensions, then each point's values as p/q.
@@ -68,9 +90,11 @@ class Instance:
         Column names and the file's spelling of numbers (0.5 versus 1/2) do not
         enter it, so two files with the same exact data share a fingerprint.
         """
-        lines = [FINGERPRINT_SCHEME, f"n={self.n} d={self.d}"]
-        for row, target in zip(self.X, self.y):
-            lines.append(",".join(format_rational(v) for v in (*row, target)))
+        # Single-output instances keep the original header line, so their fingerprints never change.
+        dimensions = f"n={self.n} d={self.d}" + (f" m={self.outputs}" if self.outputs > 1 else "")
+        lines = [FINGERPRINT_SCHEME, dimensions]
+        for row, targets in zip(self.X, self.Y):
+            lines.append(",".join(format_rational(v) for v in (*row, *targets)))
         return "\n".join(lines) + "\n"
 
     @cached_property
@@ -100,7 +124,7 @@ def load_instance(path: str | Path) -> Instance:
         raise InputError(f"{path}: empty file; expected a header row such as 'x1,x2,y' and data rows")
 
     header = [name.strip() for name in rows[0]]
-    _check_header(path, header)
+    target_count = _check_header(path, header)
     if len(rows) == 1:
         raise InputError(f"{path}: header only, no data rows")
 
@@ -119,36 +143,53 @@ def load_instance(path: str | Path) -> Instance:
                 values.append(parse_rational(cell))
             except InputError as error:
                 raise InputError(f"{path}: row {line_number}, column {column!r}: {error}") from None
-        points.append(tuple(values[:-1]))
-        targets.append(values[-1])
+        points.append(tuple(values[:-target_count]))
+        targets.append(tuple(values[-target_count:]))
 
-    return Instance(path.stem, tuple(header[:-1]), tuple(points), tuple(targets))
+    target_names = tuple(header[-target_count:])
+    return Instance(
+        path.stem, tuple(header[:-target_count]), tuple(points),
+        tuple(row[0] for row in targets) if target_count == 1 else None,
+        tuple(targets), target_names,
+    )
 
 
-def _check_header(path: Path, header: list[str]) -> None:
-    if header[-1] != "y":
-        raise InputError(
-            f"{path}: the last header column is {header[-1]!r}, expected the target column 'y' "
-            "after the feature columns"
-        )
-    if len(header) < 2:
-        raise InputError(f"{path}: header {','.join(header)!r} has no feature column before 'y'")
+def _check_header(path: Path, header: list[str]) -> int:
+    """Check the header and return the number of target columns at its end."""
+    target_count = 0
+    if header[-1] == "y":
+        target_count = 1
+    else:
+        # Several outputs: the header ends with y1, y2, ..., ym in this order.
+        while target_count < len(header) and re.fullmatch(r"y\d+", header[-1 - target_count]):
+            target_count += 1
+        expected = [f"y{j}" for j in range(1, target_count + 1)]
+        if target_count == 0 or header[len(header) - target_count:] != expected:
+            raise InputError(
+                f"{path}: the last header column is {header[-1]!r}, expected the target column 'y' "
+                "(or y1, y2, ... for several outputs) after the feature columns"
+            )
+    if len(header) <= target_count:
+        raise InputError(f"{path}: header {','.join(header)!r} has no feature column before the targets")
     for position, name in enumerate(header, start=1):
         if not name:
             raise InputError(f"{path}: header column {position} has an empty name")
     duplicates = sorted({name for name in header if header.count(name) > 1})
     if duplicates:
         raise InputError(f"{path}: duplicate header columns {', '.join(duplicates)}")
+    return target_count
 
 
 def write_instance(path: str | Path, instance_or_rows, feature_names=None) -> None:
     """Write an instance (or rows of exact values with `feature_names`) as CSV in p/q form."""
+    target_names = ("y",)
     if isinstance(instance_or_rows, Instance):
         feature_names = instance_or_rows.feature_names
-        rows = [(*x, y) for x, y in zip(instance_or_rows.X, instance_or_rows.y)]
+        target_names = instance_or_rows.target_names
+        rows = [(*x, *targets) for x, targets in zip(instance_or_rows.X, instance_or_rows.Y)]
     else:
         rows = instance_or_rows
-    lines = [",".join([*feature_names, "y"])]
+    lines = [",".join([*feature_names, *target_names])]
     for row in rows:
         lines.append(",".join(_format_cell(v) for v in row))
     Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")

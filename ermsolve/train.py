@@ -76,7 +76,23 @@ def train(
     encoding_options: EncodingOptions | None = None,
     solver_parameters: dict | None = None,
 ) -> TrainResult:
-    """Train `problem` to global optimality, or as far as `time_limit` (seconds) allows."""
+    """Train `problem` to global optimality, or as far as `time_limit` (seconds) allows.
+
+    One hidden layer with one output over the box goes through the MIP per
+    output-sign pattern and the exact fixed-pattern recovery. The fixed-point
+    domain and deeper or multi-output networks have paths of their own.
+    """
+    if problem.architecture.domain == "fixed":
+        from ermsolve.fixedpoint import train_fixed_point
+
+        return train_fixed_point(problem, solver=solver, time_limit=time_limit, threads=threads,
+                                 verbose=verbose, solver_parameters=solver_parameters)
+    if not problem.is_shallow:
+        from ermsolve.deep import train_deep
+
+        return train_deep(problem, solver=solver, time_limit=time_limit, threads=threads,
+                          verbose=verbose, solver_parameters=solver_parameters)
+
     encoder, backend = get_encoding(encoding), get_backend(solver)
     encoding_options = encoding_options or EncodingOptions()
     solver_parameters = dict(solver_parameters or {})
@@ -86,7 +102,8 @@ def train(
     started = time.monotonic()
     runs: list[SignRun] = []
     incumbent = None  # (objective, encoded model, values)
-    patterns = sign_patterns(problem.width)
+    # An encoding that chooses the output signs itself is solved once.
+    patterns = [None] if getattr(encoder, "sign_binaries", False) else sign_patterns(problem.width)
 
     for signs in patterns:
         remaining = None if time_limit is None else time_limit - (time.monotonic() - started)
@@ -189,13 +206,14 @@ def _rationalize_incumbent(problem, incumbent, warnings) -> ExactSolution | None
     pre-activations is tried next.
     """
     objective, encoded, values = incumbent
+    signs = encoded.output_signs(values)
     candidates = [("activation binaries", encoded.activation_pattern(values))]
     candidates.append(("float pre-activations", _pattern_from_values(problem, encoded, values)))
 
     errors = []
     for source, pattern in candidates:
         try:
-            solution = rationalize(problem, encoded.signs, pattern)
+            solution = rationalize(problem, signs, pattern)
         except RationalizationError as error:
             errors.append(f"{source}: {error}")
             log.warning("exact recovery from the pattern of the %s failed: %s", source, error)
@@ -271,6 +289,8 @@ def _state_basis(result: TrainResult, problem) -> None:
 
 
 def _signs_text(signs) -> str:
+    if signs is None:
+        return "(chosen by the MIP)"
     return "".join("+" if s > 0 else "-" for s in signs)
 
 

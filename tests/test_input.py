@@ -180,3 +180,16 @@ def test_shipped_models_load():
     for path in MODELS.glob("*.toml"):
         assert load_architecture(path).hidden[0] >= 1
     assert INSTANCES.exists()
+
+
+def test_multi_output_targets(write_csv):
+    instance = load_instance(write_csv("a,y1,y2\n1,2,3/4\n0,-1,0.5\n"))
+    assert instance.outputs == 2
+    assert instance.Y == ((Fraction(2), Fraction(3, 4)), (Fraction(-1), Fraction(1, 2)))
+    assert instance.y is None
+    assert instance.target_names == ("y1", "y2")
+
+
+def test_multi_output_header_order(write_csv):
+    with pytest.raises(InputError, match="y1, y2"):
+        load_instance(write_csv("a,y2,y1\n1,2,3\n"))

@@ -40,11 +40,24 @@ class TrainingProblem:
 
     def __post_init__(self):
         self.architecture.check_input_dim(self.instance.d, f"instance {self.instance.name!r}")
-        if self.architecture.depth != 1 or self.architecture.outputs != 1:
+        if self.architecture.outputs != self.instance.outputs:
             raise UsageError(
-                "the box-domain MIP encodings handle one hidden layer and one output; "
-                f"the model has hidden layers {list(self.architecture.hidden)} and "
-                f"{self.architecture.outputs} outputs"
+                f"the model has {self.architecture.outputs} outputs but instance "
+                f"{self.instance.name!r} has {self.instance.outputs} target columns"
+            )
+
+    @property
+    def is_shallow(self) -> bool:
+        """One hidden layer, one output, box domain: the case the exact LP/QP recovery covers."""
+        architecture = self.architecture
+        return architecture.depth == 1 and architecture.outputs == 1 and architecture.domain == "box"
+
+    def require_shallow(self, what: str) -> None:
+        if not self.is_shallow:
+            raise UsageError(
+                f"{what} handles one hidden layer, one output and the box domain; the model has "
+                f"hidden layers {list(self.architecture.hidden)}, {self.architecture.outputs} outputs "
+                f"and domain {self.architecture.domain!r}"
             )
 
     @property
@@ -94,12 +107,19 @@ class EncodedModel:
     """
 
     model: MipModel
-    signs: tuple[int, ...]
+    signs: tuple[int, ...] | None
     weights: list[list[int]]
     biases: list[int]
     output_bias: int
     activation: list[list]
     fixed_activation: list[list[int | None]] = field(default_factory=list)
+    # Binaries of the output signs (1 = +1) when the encoding chooses them instead of fixing them.
+    sign_variables: list[int] | None = None
+
+    def output_signs(self, values: list[float]) -> tuple[int, ...]:
+        if self.sign_variables is None:
+            return self.signs
+        return tuple(1 if values[v] > 0.5 else -1 for v in self.sign_variables)
 
     def activation_pattern(self, values: list[float]) -> list[list[int]]:
         """Read the activation pattern (n rows of K entries 0/1) from a solution."""

@@ -45,6 +45,7 @@ class BigMEncoding:
         bounds: list[list[tuple[mpq, mpq]]] | None = None,
     ) -> EncodedModel:
         """Build the MIP for output signs `signs`; `bounds[i][k]` overrides the interval bounds."""
+        problem.require_shallow(f"the {self.name} encoding")
         options = options or EncodingOptions()
         instance = problem.instance
         width, d = problem.width, instance.d
