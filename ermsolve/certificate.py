@@ -17,7 +17,12 @@ from pathlib import Path
 from gmpy2 import mpq
 
 from ermsolve import __version__
+import gmpy2
+
 from ermsolve.architecture import Architecture
+from ermsolve.bitbound import METHOD as BOUND_METHOD
+from ermsolve.bitbound import parameter_bit_bounds
+from ermsolve.encodings.base import TrainingProblem
 from ermsolve.errors import InputError
 from ermsolve.instance import Instance
 from ermsolve.network import Layer, Network, exact_loss
@@ -32,6 +37,7 @@ def build_certificate(instance: Instance, architecture: Architecture, result) ->
     solution = result.solution
     network = solution.network
     parameter_bits = {name: bit_length(value) for name, value in network.parameters()}
+    bounds, bound_method = theoretical_bit_bounds(instance, architecture, solution.signs, solution.pattern)
     return {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
@@ -56,6 +62,9 @@ def build_certificate(instance: Instance, architecture: Architecture, result) ->
             "definition": "bits of |p| plus bits of q for p/q in lowest terms",
             "max": max(parameter_bits.values()),
             "parameters": parameter_bits,
+            "bound_method": bound_method,
+            "bounds": bounds,
+            "max_ratio": _max_ratio(parameter_bits, bounds),
         },
         "solver": {
             "name": result.solver,
@@ -74,6 +83,35 @@ def build_certificate(instance: Instance, architecture: Architecture, result) ->
         "rationalization": {"method": solution.method, "certified": solution.certified},
         "warnings": list(result.warnings),
     }
+
+
+def theoretical_bit_bounds(instance, architecture, signs, pattern) -> tuple[dict | None, str]:
+    """Per-parameter bit-length bounds that the theory guarantees, and how they were obtained."""
+    if architecture.domain == "fixed":
+        # Every parameter is q / 2^p with |q| <= R 2^p.
+        largest = int(gmpy2.floor(mpq(architecture.box) * 2 ** architecture.frac_bits))
+        bound = int(gmpy2.bit_length(largest)) + architecture.frac_bits + 1
+        names = _parameter_names(instance.d, architecture)
+        return {name: bound for name in names}, "fixed-point grid: bits of floor(R 2^p) plus p + 1"
+    if architecture.depth == 1 and architecture.outputs == 1:
+        problem = TrainingProblem(instance, architecture)
+        return parameter_bit_bounds(problem, signs, pattern), BOUND_METHOD
+    return None, "none: parameters rationalised from floats; no vertex bound applies"
+
+
+def _parameter_names(d: int, architecture) -> list[str]:
+    names, fan_in = [], d
+    for number, width in enumerate([*architecture.hidden, architecture.outputs], start=1):
+        names += [f"W{number}[{k}][{j}]" for k in range(width) for j in range(fan_in)]
+        names += [f"b{number}[{k}]" for k in range(width)]
+        fan_in = width
+    return names
+
+
+def _max_ratio(bits: dict, bounds: dict | None) -> float | None:
+    if not bounds:
+        return None
+    return max(bits[name] / bounds[name] for name in bits if name in bounds)
 
 
 def network_to_json(network: Network) -> dict:
@@ -141,6 +179,9 @@ class Verification:
     problems: list[str] = field(default_factory=list)
     loss: mpq | None = None
     max_bits: int | None = None
+    # Largest ratio of a parameter's bit-length to its theoretical bound.
+    max_bound_ratio: float | None = None
+    bound_method: str | None = None
 
     @property
     def valid(self) -> bool:
@@ -188,6 +229,7 @@ def verify_certificate(certificate: dict, instance: Instance) -> Verification:
         )
 
     _check_bits(certificate, network, check)
+    _check_bit_bounds(certificate, network, instance, architecture, check)
     return check
 
 
@@ -213,6 +255,14 @@ def _check_box(network, architecture, problems) -> None:
             f"{len(outside)} parameters lie outside the box [-{format_rational(box)}, "
             f"{format_rational(box)}]: {', '.join(outside[:5])}"
         )
+    if architecture.domain == "fixed":
+        step = 2 ** architecture.frac_bits
+        off_grid = [name for name, value in network.parameters() if (mpq(value) * step).denominator != 1]
+        if off_grid:
+            problems.append(
+                f"{len(off_grid)} parameters are not multiples of 2^-{architecture.frac_bits}: "
+                f"{', '.join(off_grid[:5])}"
+            )
 
 
 def _check_pattern(certificate, network, instance, problems) -> None:
@@ -251,3 +301,26 @@ def _check_bits(certificate, network, check: Verification) -> None:
     mismatched = [name for name, value in bits.items() if stated_parameters.get(name) != value]
     if mismatched:
         check.problems.append(f"bit-lengths differ for {', '.join(mismatched[:5])}")
+
+
+def _check_bit_bounds(certificate, network, instance, architecture, check: Verification) -> None:
+    """Recompute the theoretical bounds from the data and pattern, and check every parameter against them."""
+    signs = certificate.get("output_signs")
+    pattern_rows = certificate.get("activation_pattern")
+    pattern = [[int(row[i]) for row in pattern_rows] for i in range(instance.n)]
+    if architecture.depth == 1 and architecture.outputs == 1 and architecture.domain == "box":
+        if not isinstance(signs, list) or any(s not in (1, -1) for s in signs) or len(signs) != architecture.width:
+            check.problems.append(f"output_signs must be {architecture.width} entries +1 or -1, got {signs!r}")
+            return
+        output_weights = network.layers[-1].W[0]
+        if any(weight != sign * architecture.box for weight, sign in zip(output_weights, signs)):
+            check.problems.append("output weights are not output_signs times the box")
+    bounds, method = theoretical_bit_bounds(instance, architecture, signs, pattern)
+    check.bound_method = method
+    if bounds is None:
+        return
+    bits = {name: bit_length(value) for name, value in network.parameters()}
+    over = [f"{name} ({bits[name]} > {bounds[name]})" for name in bits if bits[name] > bounds.get(name, 0)]
+    if over:
+        check.problems.append(f"bit-length above the theoretical bound for {', '.join(over[:5])}")
+    check.max_bound_ratio = _max_ratio(bits, bounds)

@@ -6,7 +6,7 @@ import argparse
 import math
 import sys
 
-from ermsolve.architecture import LOSSES, Architecture, load_architecture
+from ermsolve.architecture import DOMAINS, LOSSES, Architecture, load_architecture
 from ermsolve.backends import BACKENDS
 from ermsolve.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, print_json
 from ermsolve.encodings import ENCODINGS, EncodingOptions, TrainingProblem
@@ -25,19 +25,7 @@ def register_cli(subparsers) -> None:
         description="Train a one-hidden-layer ReLU network to global optimality with a MIP solver, "
         "recover exact rational parameters and report the exact loss.",
     )
-    solve.add_argument("instance", metavar="INSTANCE", help="CSV file: feature columns, then the target column y")
-    solve.add_argument("--model", metavar="FILE", help="architecture TOML file (default: width 2, l1 loss, box 1)")
-    solve.add_argument("--width", type=_positive_int, help="hidden units; overrides the model file")
-    solve.add_argument("--loss", choices=LOSSES, help="loss; overrides the model file")
-    solve.add_argument("--box", type=_exact_positive, metavar="R",
-                       help="every parameter in [-R, R], exact (e.g. 2, 0.5, 7/3); overrides the model file")
-    solve.add_argument("--encoding", default="bigm", choices=sorted(ENCODINGS), help="MIP encoding (default: bigm)")
-    solve.add_argument("--solver", default="scip", choices=sorted(BACKENDS), help="MIP solver (default: scip)")
-    solve.add_argument("--symmetry", default="solver", choices=SYMMETRY_MODES,
-                       help="permutation symmetry of units: leave it to the solver (default), "
-                       "order the biases of units with equal output sign, or switch symmetry handling off")
-    solve.add_argument("--time-limit", type=_positive_float, metavar="S", help="wall-clock limit in seconds")
-    solve.add_argument("--threads", type=_positive_int, default=1, metavar="N", help="solver threads (default: 1)")
+    add_problem_arguments(solve)
     solve.add_argument("--out", metavar="CERT", help="write the certificate to this JSON file")
     solve.add_argument("--json", action="store_true", help="print one JSON object instead of the summary")
     solve.add_argument("--verbose", action="store_true", help="show progress and the solver's log on stderr")
@@ -55,6 +43,28 @@ def register_cli(subparsers) -> None:
     verify.set_defaults(handler=run_verify)
 
 
+def add_problem_arguments(parser, solvers_extra=()) -> None:
+    """Add the instance, model and solver options that every training command shares."""
+    parser.add_argument("instance", metavar="INSTANCE", help="CSV file: feature columns, then the target column y")
+    parser.add_argument("--model", metavar="FILE", help="architecture TOML file (default: width 2, l1 loss, box 1)")
+    parser.add_argument("--width", type=_positive_int, help="hidden units; overrides the model file")
+    parser.add_argument("--loss", choices=LOSSES, help="loss; overrides the model file")
+    parser.add_argument("--box", type=_exact_positive, metavar="R",
+                        help="every parameter in [-R, R], exact (e.g. 2, 0.5, 7/3); overrides the model file")
+    parser.add_argument("--domain", choices=DOMAINS,
+                        help="box: rational parameters; fixed: multiples of 2^-p (needs --frac-bits)")
+    parser.add_argument("--frac-bits", type=_non_negative_int, metavar="P",
+                        help="fractional bits p of the fixed-point domain")
+    parser.add_argument("--encoding", default="bigm", choices=sorted(ENCODINGS), help="MIP encoding (default: bigm)")
+    parser.add_argument("--solver", default="scip", choices=sorted([*BACKENDS, *solvers_extra]),
+                        help="solver (default: scip)")
+    parser.add_argument("--symmetry", default="solver", choices=SYMMETRY_MODES,
+                        help="permutation symmetry of units: leave it to the solver (default), "
+                        "order the biases of units with equal output sign, or switch symmetry handling off")
+    parser.add_argument("--time-limit", type=_positive_float, metavar="S", help="wall-clock limit in seconds")
+    parser.add_argument("--threads", type=_positive_int, default=1, metavar="N", help="solver threads (default: 1)")
+
+
 def load_problem(args) -> tuple[TrainingProblem, Architecture]:
     """Load the instance and the architecture with command-line overrides applied."""
     instance = load_instance(args.instance)
@@ -62,7 +72,11 @@ def load_problem(args) -> tuple[TrainingProblem, Architecture]:
         architecture = load_architecture(args.model)
     else:
         architecture = Architecture(hidden=(DEFAULT_WIDTH,), name="default")
-    architecture = architecture.with_overrides(width=args.width, loss=args.loss, box=args.box)
+    if args.frac_bits is not None and (args.domain or architecture.domain) != "fixed":
+        raise UsageError("--frac-bits applies only to the fixed-point domain; add --domain fixed")
+    architecture = architecture.with_overrides(
+        width=args.width, loss=args.loss, box=args.box, domain=args.domain, frac_bits=args.frac_bits
+    )
     return TrainingProblem(instance, architecture), architecture
 
 
@@ -165,11 +179,16 @@ def run_verify(args) -> int:
             "problems": check.problems,
             "loss": None if check.loss is None else format_rational(check.loss),
             "max_bits": check.max_bits,
+            "max_bound_ratio": check.max_bound_ratio,
+            "bound_method": check.bound_method,
         })
     elif check.valid:
         print("valid")
         print(f"loss {format_rational(check.loss)} = {format_decimal(check.loss)} recomputed exactly; "
               f"max bit-length {check.max_bits}")
+        if check.max_bound_ratio is not None:
+            print(f"every parameter within its theoretical bit-length bound "
+                  f"(largest ratio {check.max_bound_ratio:.3f}; {check.bound_method})")
     else:
         print("invalid")
         for problem in check.problems:
@@ -184,6 +203,16 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
     return value
 
 

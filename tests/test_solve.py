@@ -217,3 +217,38 @@ def test_verify_bad_certificate_file(tmp_path, capsys):
     cert.write_text("{not json")
     assert main(["verify", str(cert), str(INSTANCES / "iris_petal_12.csv")]) == 2
     assert "not a JSON certificate" in capsys.readouterr().err
+
+
+def test_certificate_lists_bit_bounds(iris_certificate):
+    _, certificate = iris_certificate
+    bits = certificate["bit_lengths"]
+    assert set(bits["bounds"]) == set(bits["parameters"])
+    for name, value in bits["parameters"].items():
+        assert value <= bits["bounds"][name]
+    assert 0 < bits["max_ratio"] <= 1
+
+
+def test_parameter_beyond_bound_rejected(iris_certificate):
+    """Replace the output bias by a nearby rational with a huge denominator, and restate loss and bits.
+
+    Only the bit-length bound can catch this: the loss and bit-lengths are
+    consistent again, the box and pattern still hold.
+    """
+    from ermsolve.network import Layer, Network
+    from ermsolve.certificate import network_from_json, network_to_json
+    from ermsolve.rational import bit_length, format_rational
+
+    instance, certificate = iris_certificate
+    tampered = json.loads(json.dumps(certificate))
+    network = network_from_json(tampered["network"])
+    bias = network.layers[1].b[0] + Fraction(1, 2**400 + 1)
+    network = Network((network.layers[0], Layer(network.layers[1].W, (bias,))), "relu")
+    tampered["network"] = network_to_json(network)
+    tampered["loss"]["value"] = format_rational(exact_loss(network, instance.X, instance.y, "l1"))
+    bits = {name: bit_length(value) for name, value in network.parameters()}
+    tampered["bit_lengths"]["parameters"] = bits
+    tampered["bit_lengths"]["max"] = max(bits.values())
+
+    check = verify_certificate(tampered, instance)
+    assert len(check.problems) == 1
+    assert "above the theoretical bound for b2[0]" in check.problems[0]
