@@ -17,7 +17,13 @@ from ermsolve.errors import ErmsolveError, InputError, UsageError
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 # Modules that add a subcommand through `register_cli(subparsers)`.
-COMMAND_MODULES = ("ermsolve.commands", "ermsolve.decide_cli")
+COMMAND_MODULES = (
+    "ermsolve.commands",
+    "ermsolve.decide_cli",
+    "ermsolve.minbits",
+    "ermsolve.generate",
+    "ermsolve.bitgrowth",
+)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -25,7 +25,14 @@ def register_cli(subparsers) -> None:
         description="Train a one-hidden-layer ReLU network to global optimality with a MIP solver, "
         "recover exact rational parameters and report the exact loss.",
     )
-    add_problem_arguments(solve)
+    add_problem_arguments(solve, solvers_extra=("enumerate", "gd"))
+    solve.add_argument("--max-patterns", type=_positive_int, metavar="N",
+                       help="with --solver enumerate: largest number of fixed-pattern programs to solve "
+                       "(default: 20000)")
+    solve.add_argument("--restarts", type=_positive_int, metavar="N",
+                       help="with --solver gd: random starts of gradient descent (default: 100)")
+    solve.add_argument("--seed", type=_non_negative_int, default=0, metavar="S",
+                       help="with --solver gd: random seed (default: 0)")
     solve.add_argument("--out", metavar="CERT", help="write the certificate to this JSON file")
     solve.add_argument("--json", action="store_true", help="print one JSON object instead of the summary")
     solve.add_argument("--verbose", action="store_true", help="show progress and the solver's log on stderr")
@@ -85,15 +92,29 @@ def run_solve(args) -> int:
     from ermsolve.train import train
 
     problem, architecture = load_problem(args)
-    result = train(
-        problem,
-        encoding=args.encoding,
-        solver=args.solver,
-        time_limit=args.time_limit,
-        threads=args.threads,
-        verbose=args.verbose,
-        encoding_options=EncodingOptions(symmetry=args.symmetry),
-    )
+    _check_solver_options(args)
+    if args.solver == "enumerate":
+        from ermsolve.baselines.enumerate import DEFAULT_LIMIT, solve_by_enumeration
+
+        problem.require_shallow("--solver enumerate")
+        result = solve_by_enumeration(problem, max_patterns=args.max_patterns or DEFAULT_LIMIT,
+                                      time_limit=args.time_limit)
+    elif args.solver == "gd":
+        from ermsolve.baselines.gd import DEFAULT_RESTARTS, train_gd
+
+        problem.require_shallow("--solver gd")
+        result = train_gd(problem, restarts=args.restarts or DEFAULT_RESTARTS, seed=args.seed,
+                          time_limit=args.time_limit)
+    else:
+        result = train(
+            problem,
+            encoding=args.encoding,
+            solver=args.solver,
+            time_limit=args.time_limit,
+            threads=args.threads,
+            verbose=args.verbose,
+            encoding_options=EncodingOptions(symmetry=args.symmetry),
+        )
 
     certificate = None
     if result.solution is not None:
@@ -109,6 +130,16 @@ def run_solve(args) -> int:
     else:
         _print_summary(problem, architecture, result, args.out if certificate else None)
     return EXIT_OK if result.solution is not None else EXIT_FAILED
+
+
+def _check_solver_options(args) -> None:
+    """Reject options that the chosen solver would silently ignore."""
+    if args.max_patterns is not None and args.solver != "enumerate":
+        raise UsageError("--max-patterns applies only to --solver enumerate")
+    if (args.restarts is not None or args.seed != 0) and args.solver != "gd":
+        raise UsageError("--restarts and --seed apply only to --solver gd")
+    if args.solver in ("enumerate", "gd") and args.encoding != "bigm":
+        raise UsageError(f"--encoding applies to MIP solvers, not to --solver {args.solver}")
 
 
 def _solve_json(result, certificate, out) -> dict:
