@@ -25,7 +25,8 @@ from ermsolve.bitbound import parameter_bit_bounds
 from ermsolve.encodings.base import TrainingProblem
 from ermsolve.errors import InputError
 from ermsolve.instance import Instance
-from ermsolve.network import Layer, Network, exact_loss
+from ermsolve.exact_eval import exact_loss_multi
+from ermsolve.network import Layer, Network
 from ermsolve.rational import bit_length, format_decimal, format_rational, parse_fraction_field
 
 FORMAT_NAME = "ermsolve-certificate"
@@ -221,7 +222,7 @@ def verify_certificate(certificate: dict, instance: Instance) -> Verification:
         problems.append(
             f"loss type {certificate.get('loss', {}).get('type')!r} differs from the architecture's {architecture.loss!r}"
         )
-    check.loss = exact_loss(network, instance.X, instance.y, architecture.loss)
+    check.loss = exact_loss_multi(network, instance.X, instance.Y, architecture.loss)
     if check.loss != stated_loss:
         problems.append(
             f"loss differs: certificate states {format_rational(stated_loss)}, "

@@ -47,6 +47,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
+import sys
 import math
 import time
 from collections.abc import Mapping, Sequence
@@ -633,6 +635,27 @@ _HIGHS_STATUS_NAMES = {
 }
 
 
+def _quiet_highs():
+    """Create a Highs object with its output off.
+
+    highspy 1.16 prints a banner on standard output when the first Highs object
+    of a process is created, before any option can be set; that would corrupt
+    the JSON that the CLI prints, so file descriptor 1 points to /dev/null
+    while the object is made.
+    """
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 1)
+            highs = highspy.Highs()
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+    highs.setOptionValue("output_flag", False)
+    return highs
+
+
 def _run_highs(problem: _Problem, deadline: float | None) -> _FloatGuess | None:
     """Solve the LP or QP with HiGHS; return None when HiGHS is missing or fails."""
     if highspy is None or problem.n == 0:
@@ -649,10 +672,7 @@ def _run_highs(problem: _Problem, deadline: float | None) -> _FloatGuess | None:
             logger.debug("HiGHS skipped: some value does not fit a float comfortably")
             return None
 
-        # NOTE: highspy prints a one-line banner on stdout when the first Highs
-        # object of a process is created, before any option can be set.
-        highs = highspy.Highs()
-        highs.setOptionValue("output_flag", False)
+        highs = _quiet_highs()
         if deadline is not None:
             highs.setOptionValue("time_limit", max(deadline - time.monotonic(), 0.01))
         if not quadratic:
@@ -740,6 +760,11 @@ class _BoundedSimplex:
         self.is_basic = [False] * (n + m)
         self.row_variables = [[n + i] for i in range(m)]
         self.rows_fmpq = [{j: _to_fmpq(a) for j, a in row.items()} for row in problem.rows]
+        # Row i times row_scale[i] has integer coefficients, stored by column.
+        self.row_scale = [math.lcm(1, *(int(a.denominator) for a in row.values())) for row in problem.rows]
+        self.int_cols = [
+            [(i, int(a * self.row_scale[i])) for i, a in problem.cols[j]] for j in range(n)
+        ]
         # Artificial variable -> (original variable, sign): original = copy + sign * artificial.
         self.artificial_of: dict = {}
 
@@ -954,35 +979,48 @@ class _BoundedSimplex:
     def _direction(self, entering, direction, basic_columns, positions, row_basic, matrix) -> dict:
         """Return the change of each basic variable per unit step of the entering variable."""
         problem = self.problem
-        rhs = [ZERO] * len(basic_columns)
+        size = len(basic_columns)
+        rhs = [0] * size
         for i, a in self._column(entering):
             position = positions.get(i)
             if position is not None:
-                rhs[position] = -direction * a
-        change_columns = _solve_square(matrix, rhs)
-        if change_columns is None:
-            raise RationalizationError("internal error: singular basis matrix in the exact simplex")
+                rhs[position] = _to_fmpq(-direction * a)
 
-        # Change of x, then of every row activity A x.
+        # Integers with one common denominator make the scatter over rows below
+        # much cheaper than rational arithmetic.
+        if size:
+            try:
+                numerators, denominator = matrix.solve(fmpq_mat(size, 1, rhs)).numer_denom()
+            except ZeroDivisionError:
+                raise RationalizationError("internal error: singular basis matrix in the exact simplex") from None
+            numerators = [int(v) for v in numerators.entries()]
+            denominator = int(denominator)
+        else:
+            numerators, denominator = [], 1
+
+        # Change of x times the denominator, then of every row activity A x
+        # times (denominator * row_scale[i]).
         change = {}
         x_change = {}
         if self.is_column[entering]:
-            x_change[self.ref[entering]] = direction * self.coef[entering]
-        for v, delta in zip(basic_columns, change_columns):
-            if delta:
-                change[v] = delta
+            x_change[self.ref[entering]] = direction * int(self.coef[entering]) * denominator
+        for v, numerator in zip(basic_columns, numerators):
+            if numerator:
+                change[v] = mpq(numerator, denominator)
                 j = self.ref[v]
-                x_change[j] = x_change.get(j, ZERO) + self.coef[v] * delta
-        row_change = [ZERO] * problem.m
-        for j, delta in x_change.items():
-            for i, a in problem.cols[j]:
-                row_change[i] += a * delta
+                x_change[j] = x_change.get(j, 0) + int(self.coef[v]) * numerator
+        row_change = [0] * problem.m
+        for j, amount in x_change.items():
+            if amount:
+                for i, a in self.int_cols[j]:
+                    row_change[i] += a * amount
         if not self.is_column[entering]:
-            row_change[self.ref[entering]] += direction * self.coef[entering]
+            i = self.ref[entering]
+            row_change[i] += direction * int(self.coef[entering]) * denominator * self.row_scale[i]
 
         for i, u in enumerate(row_basic):
             if u >= 0 and row_change[i]:
-                change[u] = -row_change[i] / self.coef[u]
+                change[u] = mpq(-row_change[i] * int(self.coef[u]), denominator * self.row_scale[i])
         return change
 
     def _ratio_test(self, entering, direction, change):
@@ -1161,9 +1199,17 @@ class _ActiveSetQP:
         for r, row in enumerate(problem.quad_rows):
             for j, a in row.items():
                 entries[r * n + j] = _to_fmpq(a)
-        quad = fmpq_mat(k, n, entries)
-        self.hessian = (quad.transpose() * quad * 2).entries() if n else []
+        self.quad = fmpq_mat(k, n, entries)
+        self.quad_transposed_twice = self.quad.transpose() * 2
+        self.target = fmpq_mat(k, 1, [_to_fmpq(v) for v in problem.quad_target])
+        self.cost = fmpq_mat(n, 1, [_to_fmpq(v) for v in problem.c])
+        self.hessian = (self.quad_transposed_twice * self.quad).entries() if n else []
         self.rows_fmpq = [{j: _to_fmpq(a) for j, a in row.items()} for row in problem.rows]
+        # Row i times row_scale[i] has integer coefficients, stored by column.
+        self.row_scale = [math.lcm(1, *(int(a.denominator) for a in row.values())) for row in problem.rows]
+        self.int_cols = [
+            [(i, int(a * self.row_scale[i])) for i, a in problem.cols[j]] for j in range(n)
+        ]
 
     def is_fixed_variable(self, j: int) -> bool:
         lower, upper = self.problem.lower[j], self.problem.upper[j]
@@ -1222,13 +1268,22 @@ class _ActiveSetQP:
                         terms[j] += a * wr
         return terms
 
-    def _quadratic_form(self, step: list) -> mpq:
+    def _column_vector(self, values: list) -> fmpq_mat:
+        return fmpq_mat(len(values), 1, [_to_fmpq(v) for v in values])
+
+    def gradient(self, x: list) -> list:
+        """Return ``2 M^T (M x - t) + c``, computed by flint."""
+        if not self.problem.n:
+            return []
+        product = self.quad_transposed_twice * (self.quad * self._column_vector(x) - self.target) + self.cost
+        return [_to_mpq(v) for v in product.entries()]
+
+    def quadratic_form(self, step: list) -> mpq:
         """Return ||M step||^2, half of step^T H step."""
-        total = ZERO
-        for row in self.problem.quad_rows:
-            value = sum((a * step[j] for j, a in row.items()), ZERO)
-            total += value * value
-        return total
+        if not self.problem.n or not self.problem.quad_rows:
+            return ZERO
+        image = self.quad * self._column_vector(step)
+        return _to_mpq((image.transpose() * image).entries()[0])
 
     def run(self, x: list, working: list) -> _Outcome:
         """Minimise from the feasible point x with the working set `working` (independent, all tight)."""
@@ -1250,7 +1305,7 @@ class _ActiveSetQP:
 
             rows, fixed = self._split(working)
             free = [j for j in range(n) if j not in fixed]
-            gradient = _gradient(problem, x)
+            gradient = self.gradient(x)
             system = self.solve_subproblem(free, rows, gradient, [ZERO] * len(rows))
 
             step = [ZERO] * n
@@ -1260,7 +1315,7 @@ class _ActiveSetQP:
                 for a, j in enumerate(free):
                     step[j] = solution[a]
                 w = solution[len(free):]
-                change = sum((gradient[j] * step[j] for j in free), ZERO) + self._quadratic_form(step)
+                change = sum((gradient[j] * step[j] for j in free), ZERO) + self.quadratic_form(step)
                 if change == 0:
                     # x minimises the objective on the working set: check multipliers.
                     outcome = self._stationary_point(x, gradient, rows, w, fixed, working, always, degenerate_streak)
@@ -1407,19 +1462,31 @@ def _finish(problem: _Problem, outcome: _Outcome, method: str) -> ExactResult:
     return ExactResult("unbounded", outcome.x, None, method, None, True, ray=outcome.ray)
 
 
+def _rounded_guess(guess: _FloatGuess | None) -> list | None:
+    """Return short rationals near HiGHS's x, or None when there is no x."""
+    if guess is None or guess.x is None:
+        return None
+    return [
+        Fraction(value).limit_denominator(_FREE_VALUE_DENOMINATORS[-1]) if math.isfinite(value) else 0
+        for value in guess.x
+    ]
+
+
 def _solve_lp(problem: _Problem, deadline, use_highs: bool) -> ExactResult:
     guess = _run_highs(problem, deadline) if use_highs else None
 
     simplex = _BoundedSimplex(problem, deadline)
-    start = "slack basis"
+    start = None
     if guess is not None and guess.col_status is not None:
         if simplex.start_from_statuses(guess.col_status, guess.row_status):
             start = "HiGHS basis"
         else:
-            logger.debug("HiGHS basis is not a valid exact basis; starting from the slack basis")
+            logger.debug("HiGHS basis is not a valid exact basis")
             simplex = _BoundedSimplex(problem, deadline)
-    if start == "slack basis":
-        simplex.start_from_values()
+    if start is None:
+        # All rows basic, x at HiGHS's point if there is one, else near 0.
+        start = "HiGHS point" if guess is not None and guess.x is not None else "slack basis"
+        simplex.start_from_values(_rounded_guess(guess))
 
     outcome = simplex.solve(problem.c)
     if start == "HiGHS basis" and simplex.pivots == 0 and not simplex.artificial_of:
@@ -1517,16 +1584,6 @@ def _qp_candidates_from_guess(problem: _Problem, qp: _ActiveSetQP, guess: _Float
             yield x, working
             if not system.free_columns:
                 break
-
-
-def _rounded_guess(guess: _FloatGuess | None) -> list | None:
-    """Return short rationals near HiGHS's x, or None when there is no x."""
-    if guess is None or guess.x is None:
-        return None
-    return [
-        Fraction(value).limit_denominator(_FREE_VALUE_DENOMINATORS[-1]) if math.isfinite(value) else 0
-        for value in guess.x
-    ]
 
 
 def _solve_qp(problem: _Problem, deadline, use_highs: bool) -> ExactResult:
