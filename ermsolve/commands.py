@@ -31,6 +31,9 @@ def register_cli(subparsers) -> None:
                        "(default: 20000)")
     solve.add_argument("--restarts", type=_positive_int, metavar="N",
                        help="with --solver gd: random starts of gradient descent (default: 100)")
+    solve.add_argument("--start", choices=("none", "gd"), default="none",
+                       help="MIP start: none, or a short gradient-descent run whose network seeds the "
+                       "MIP of its output-sign pattern (default: none)")
     solve.add_argument("--seed", type=_non_negative_int, default=0, metavar="S",
                        help="with --solver gd: random seed (default: 0)")
     solve.add_argument("--out", metavar="CERT", help="write the certificate to this JSON file")
@@ -114,6 +117,7 @@ def run_solve(args) -> int:
             threads=args.threads,
             verbose=args.verbose,
             encoding_options=EncodingOptions(symmetry=args.symmetry),
+            start=args.start,
         )
 
     certificate = None
@@ -138,6 +142,8 @@ def _check_solver_options(args) -> None:
         raise UsageError("--max-patterns applies only to --solver enumerate")
     if (args.restarts is not None or args.seed != 0) and args.solver != "gd":
         raise UsageError("--restarts and --seed apply only to --solver gd")
+    if args.solver in ("enumerate", "gd") and args.start != "none":
+        raise UsageError(f"--start applies to MIP solvers, not to --solver {args.solver}")
     if args.solver in ("enumerate", "gd") and args.encoding != "bigm":
         raise UsageError(f"--encoding applies to MIP solvers, not to --solver {args.solver}")
 

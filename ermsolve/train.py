@@ -18,7 +18,8 @@ from gmpy2 import mpq
 from ermsolve.backends import SolveOptions, get_backend
 from ermsolve.backends.base import CUTOFF, OPTIMAL, TIME_LIMIT, relative_gap
 from ermsolve.encodings import EncodingOptions, TrainingProblem, get_encoding, sign_patterns
-from ermsolve.errors import RationalizationError
+from ermsolve.errors import RationalizationError, UsageError
+from ermsolve.network import Layer, Network
 from ermsolve.rationalize import ExactSolution, rationalize
 
 log = logging.getLogger(__name__)
@@ -75,13 +76,18 @@ def train(
     verbose: bool = False,
     encoding_options: EncodingOptions | None = None,
     solver_parameters: dict | None = None,
+    start: str = "none",
 ) -> TrainResult:
     """Train `problem` to global optimality, or as far as `time_limit` (seconds) allows.
 
     One hidden layer with one output over the box goes through the MIP per
     output-sign pattern and the exact fixed-pattern recovery. The fixed-point
     domain and deeper or multi-output networks have paths of their own.
+    With `start="gd"`, a short gradient-descent run gives the MIP of its
+    output-sign pattern a starting solution, and that pattern is solved first.
     """
+    if start not in START_MODES:
+        raise UsageError(f"unknown start {start!r}; valid starts: {', '.join(START_MODES)}")
     if problem.architecture.domain == "fixed":
         from ermsolve.fixedpoint import train_fixed_point
 
@@ -104,6 +110,10 @@ def train(
     incumbent = None  # (objective, encoded model, values)
     # An encoding that chooses the output signs itself is solved once.
     patterns = [None] if getattr(encoder, "sign_binaries", False) else sign_patterns(problem.width)
+    heuristic = _heuristic_start(problem, time_limit) if start == "gd" else None
+    if heuristic is not None and patterns != [None]:
+        # Solve the start's sign pattern first, so its incumbent cuts off the other patterns.
+        patterns.sort(key=lambda signs: signs != heuristic.signs)
 
     for signs in patterns:
         remaining = None if time_limit is None else time_limit - (time.monotonic() - started)
@@ -124,6 +134,8 @@ def train(
             objective_limit=None if incumbent is None else incumbent[0],
             solver_parameters=solver_parameters,
         )
+        if heuristic is not None and (signs is None or signs == heuristic.signs):
+            options.start = start_values(problem, encoded, heuristic)
         log.info("solving output signs %s: %d binaries, %d constraints",
                  _signs_text(signs), counts["binary"], counts["linear"])
         result = backend.solve(encoded.model, options)
@@ -141,6 +153,59 @@ def train(
 
     solve_time = time.monotonic() - started
     return _finish(problem, encoder.name, backend, runs, incumbent, started, solve_time, time_limit, threads)
+
+
+START_MODES = ("none", "gd")
+# A short gradient-descent run: enough to land in a good basin on small instances.
+START_RESTARTS, START_STEPS = 20, 500
+
+
+def _heuristic_start(problem, time_limit):
+    """Run gradient descent briefly and return its exact solution with units sorted positives first."""
+    from ermsolve.baselines.gd import train_gd
+
+    budget = None if time_limit is None else max(time_limit / 10, 0.1)
+    result = train_gd(problem, restarts=START_RESTARTS, steps=START_STEPS, seed=0, time_limit=budget)
+    solution = result.solution
+    if solution is None:
+        return None
+    order = sorted(range(problem.width), key=lambda k: -solution.signs[k])
+    hidden, output = solution.network.layers
+    network = Network(
+        (
+            Layer(tuple(hidden.W[k] for k in order), tuple(hidden.b[k] for k in order)),
+            Layer((tuple(output.W[0][k] for k in order),), output.b),
+        ),
+        solution.network.activation,
+    )
+    pattern = [[row[k] for k in order] for row in solution.pattern]
+    log.info("gradient-descent start: exact loss %s", solution.loss)
+    return ExactSolution(network, tuple(solution.signs[k] for k in order), pattern, solution.loss,
+                         solution.method, solution.certified)
+
+
+def start_values(problem, encoded, solution) -> list:
+    """A partial MIP start from an exact network: normalised parameters and activation binaries.
+
+    The solver completes the activations and errors itself.
+    """
+    values = [None] * len(encoded.model.variables)
+    hidden, output = solution.network.layers
+    for k in range(problem.width):
+        # w' = |v| w with v = +-R in the recovered network.
+        scale = abs(output.W[0][k])
+        for j, var in enumerate(encoded.weights[k]):
+            values[var] = float(hidden.W[k][j] * scale)
+        values[encoded.biases[k]] = float(hidden.b[k] * scale)
+    values[encoded.output_bias] = float(output.b[0])
+    for i, row in enumerate(encoded.activation):
+        for k, var in enumerate(row):
+            if isinstance(var, int):
+                values[var] = float(solution.pattern[i][k])
+    if encoded.sign_variables is not None:
+        for k, var in enumerate(encoded.sign_variables):
+            values[var] = 1.0 if solution.signs[k] > 0 else 0.0
+    return values
 
 
 def _finish(problem, encoding_name, backend, runs, incumbent, started, solve_time, time_limit, threads):

@@ -252,3 +252,21 @@ def test_parameter_beyond_bound_rejected(iris_certificate):
     check = verify_certificate(tampered, instance)
     assert len(check.problems) == 1
     assert "above the theoretical bound for b2[0]" in check.problems[0]
+
+
+def test_gd_start_same_optimum():
+    """A gradient-descent MIP start changes the search, not the exact optimum."""
+    instance = load_instance(INSTANCES / "iris_petal_12.csv")
+    problem = TrainingProblem(instance, Architecture(hidden=(2,), loss="l1"))
+    plain = train(problem, time_limit=60)
+    started = train(problem, time_limit=60, start="gd")
+    assert started.status == "optimal"
+    assert started.solution.loss == plain.solution.loss == Fraction(23173, 56035)
+
+
+def test_unknown_start_rejected():
+    from ermsolve.errors import UsageError
+
+    problem = TrainingProblem(_instance([(0, 0), (1, 1)]), Architecture(hidden=(1,)))
+    with pytest.raises(UsageError, match="valid starts: none, gd"):
+        train(problem, start="lbfgs")
