@@ -1,7 +1,7 @@
 """Solve a training problem to optimality: one MIP per output-sign pattern, then exact recovery.
 
 The flow is encoding -> backend -> rationalisation. Each output-sign pattern
-(counted by its number of positive units) gets its own MIP; the incumbent of
+(counted by its number of positive units) gets its own MIP. The incumbent of
 earlier patterns is passed on as an objective limit, so a later MIP only looks
 for strictly better networks and stops once it has proved there are none.
 """
@@ -185,7 +185,7 @@ def _heuristic_start(problem, time_limit):
 
 
 def start_values(problem, encoded, solution) -> list:
-    """A partial MIP start from an exact network: normalised parameters and activation binaries.
+    """Build a partial MIP start from an exact network: normalised parameters and activation binaries.
 
     The solver completes the activations and errors itself.
     """
@@ -249,7 +249,7 @@ def _finish(problem, encoding_name, backend, runs, incumbent, started, solve_tim
 
 
 def _combined_dual_bound(runs, objective):
-    """The smallest dual bound over all sign patterns; a pattern not yet solved contributes 0."""
+    """Return the smallest dual bound over all sign patterns; a pattern not yet solved contributes 0."""
     bounds = []
     for run in runs:
         if run.status == OPTIMAL:
