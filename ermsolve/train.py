@@ -102,7 +102,7 @@ def train(
     encoder, backend = get_encoding(encoding), get_backend(solver)
     encoding_options = encoding_options or EncodingOptions()
     solver_parameters = dict(solver_parameters or {})
-    if encoding_options.symmetry == "none" and solver == "scip":
+    if encoding_options.symmetry == "none" and solver in ("scip", "mathopt-scip"):
         solver_parameters.setdefault("misc/usesymmetry", 0)
 
     started = time.monotonic()
