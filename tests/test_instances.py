@@ -29,6 +29,8 @@ SHIPPED = {
     "planted_d1_w2_n10.csv": (10, 1, "sha256:6664cb0119fdae35af22b7d509253a497799c77eb3d32a7cd5bc4f1ba4eb71e3"),
     "planted_d2_w2_n20.csv": (20, 2, "sha256:54b26f9392cab75ad757ebc5f7a3aff24cfd53ddf8797c51b18de5ce68702004"),
     "planted_d3_w3_n30.csv": (30, 3, "sha256:19f5e641f2c76c1e05acd0d45d6935ddef583dd87d7c358f5fbd631541181cff"),
+    "multi_output_hinge_pair_5.csv": (5, 1, "sha256:bb6d3df9a9db89b735055d8e11e66a221b3592fdea075c91f0feed13e2063ba6"),
+    "multi_output_repeated_4.csv": (4, 1, "sha256:7a53a88ef94913253930763cb7cfb7f6bf0526d7d6eceac48a055aa06aba13b4"),
 }
 
 # Planted file stem: the `planted_instance` arguments that produced it.
