@@ -3,7 +3,7 @@
 `solve_lp_exact` minimises ``c^T x`` and `solve_qp_exact` minimises
 ``||M x - t||^2 + c^T x``, both subject to ``A_ub x <= b_ub``, ``A_eq x = b_eq``
 and ``lower <= x <= upper``. Data and results are exact rationals (`gmpy2.mpq`).
-ermsolve uses them to turn a MIP solver's float answer for a fixed ReLU
+ermsolve uses them to turn a MIP solver's float solution for a fixed ReLU
 activation pattern into exact optimal parameters.
 
 Method
@@ -19,20 +19,24 @@ Method
    also equal ``c^T x``.
 4. When the check fails, or HiGHS is missing or fails, an exact method that
    trusts no float takes over. For an LP it is a bounded-variable primal
-   simplex: it starts from the HiGHS basis when that basis is usable, runs a
+   simplex. It starts from the HiGHS basis when that basis is valid, and
+   otherwise with all rows basic and x at HiGHS's point (or 0). It runs a
    phase 1 with artificial variables when the start is infeasible, prices by
    Dantzig's rule, and switches to Bland's rule during runs of degenerate
-   pivots so that it cannot cycle. For a QP it is a primal active-set method
-   that starts from the exactly solved HiGHS active set when that point is
-   feasible, and otherwise from a vertex found by the exact simplex.
+   pivots so that it cannot cycle. For a QP it is a primal active-set method.
+   It starts from the exactly solved HiGHS active set when that point is
+   feasible, and otherwise from a feasible point that phase 1 of the exact
+   simplex finds near HiGHS's point (or near 0).
 
 What is proved
 --------------
-`ExactResult.certified` is True only after the exact check of step 3 passed on
-the returned values. The KKT conditions are sufficient for global optimality
-of an LP and of a convex QP, so `objective` is then the exact optimum. A QP
-with a singular Hessian ``2 M^T M`` can have many optimal points, and `x` is
-one of them. For status "infeasible", `duals` holds a Farkas certificate
+`ExactResult.certified` is True only after an exact check passed on the
+returned values: the KKT check of step 3, a Farkas certificate or an
+unbounded ray. Both functions raise RationalizationError instead of returning
+an unchecked result, so every returned result is certified. The KKT
+conditions are sufficient for global optimality of an LP and of a convex QP,
+so `objective` is then the exact optimum. A QP with a singular Hessian
+``2 M^T M`` can have many optimal points, and `x` is one of them. For status "infeasible", `duals` contains a Farkas certificate
 (multipliers ``lambda, nu >= 0`` and free ``mu`` with
 ``A_ub^T lambda + A_eq^T mu - nu_lower + nu_upper = 0`` and
 ``b_ub^T lambda + b_eq^T mu - lower^T nu_lower + upper^T nu_upper < 0``).
@@ -47,9 +51,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import os
 import sys
-import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -72,13 +76,18 @@ logger = logging.getLogger(__name__)
 
 ZERO = mpq(0)
 ONE = mpq(1)
+_MPQ_TYPE = type(ZERO)
 
-# Pivot and iteration caps are guards against bugs and pathological cycling,
-# not limits that correct runs approach: Bland's rule makes the simplex finite,
-# and HiGHS warm starts usually need a handful of pivots.
+# Pivot and iteration caps guard against bugs and cycling. Bland's rule makes
+# the simplex finite, but only with an exponential bound, so a cap is still
+# needed. On fixed-pattern programs with up to 196 variables and 1050 rows,
+# runs used less than a tenth of them.
 _PIVOTS_PER_DIMENSION = 50
 _ACTIVE_SET_STEPS_PER_DIMENSION = 20
 _MIN_ITERATION_CAP = 1000
+
+# HiGHS's QP solver gets at most this many iterations per variable and row.
+_HIGHS_QP_ITERATIONS_PER_DIMENSION = 100
 
 # After this many consecutive zero-length simplex pivots, pricing switches from
 # Dantzig's rule to Bland's rule until the next pivot that moves the point.
@@ -92,7 +101,7 @@ _ACTIVE_TOLERANCE = 1e-6
 _MAX_FLOAT_INPUT = 1e15
 
 # Denominator limits tried, in order, when a singular QP leaves coordinates of
-# x free: small denominators give short rationals, and the exact float comes last.
+# x free. Small denominators give short rationals, and the exact float comes last.
 _FREE_VALUE_DENOMINATORS = (10, 1000, 10**6)
 
 
@@ -145,6 +154,8 @@ class _Problem:
 
 
 def _rational(value, where: str) -> mpq:
+    if type(value) is _MPQ_TYPE:
+        return value
     try:
         return to_rational(value)
     except TypeError as error:
@@ -336,16 +347,16 @@ class _LinearSolution:
 def _independent_constraints(problem: _Problem, constraint_ids: list) -> list:
     """Return the earliest linearly independent sublist of constraints.
 
-    Ids below m are rows, m + j is a bound of x_j (lower or upper), so the two
-    bounds of one variable count as dependent.
+    Ids below m are rows. Ids m + j and m + n + j are the lower and upper bound
+    of x_j. Their gradients are parallel, so at most one of them is kept.
     """
     n, m = problem.n, problem.m
     ids = list(dict.fromkeys(constraint_ids))
     if not ids or n == 0:
         return []
 
-    # Columns of this n x len(ids) matrix are the constraint gradients; pivot
-    # columns of its echelon form are the earliest independent ones.
+    # Columns of this n x len(ids) matrix are the constraint gradients, and the
+    # pivot columns of its echelon form are the earliest independent ones.
     width = len(ids)
     entries = [0] * (n * width)
     for k, cid in enumerate(ids):
@@ -435,9 +446,11 @@ def _dual_shape_failures(problem: _Problem, duals: dict) -> list:
     return failures
 
 
-def _primal_failures(problem: _Problem, x: list) -> list:
+def _primal_failures(problem: _Problem, x: list, activities: list | None = None) -> list:
     failures = []
-    for i, activity in enumerate(_row_activities(problem, x)):
+    if activities is None:
+        activities = _row_activities(problem, x)
+    for i, activity in enumerate(activities):
         if problem.is_eq(i):
             if activity != problem.rhs[i]:
                 failures.append(f"row {i - problem.n_ub} of A_eq is violated")
@@ -452,12 +465,12 @@ def _primal_failures(problem: _Problem, x: list) -> list:
 
 
 def _kkt_failures(problem: _Problem, x: list, duals: dict) -> list:
-    """Return the KKT conditions that fail, exactly; an empty list proves optimality."""
-    failures = _primal_failures(problem, x) + _dual_shape_failures(problem, duals)
+    """Check the KKT conditions exactly and return those that fail. An empty list proves optimality."""
+    activities = _row_activities(problem, x)
+    failures = _primal_failures(problem, x, activities) + _dual_shape_failures(problem, duals)
     if failures:
         return failures
 
-    activities = _row_activities(problem, x)
     for i in range(problem.n_ub):
         if duals["ub"][i] and activities[i] != problem.rhs[i]:
             failures.append(f"row {i} of A_ub has a multiplier but is not tight")
@@ -494,7 +507,7 @@ def _dual_objective(problem: _Problem, duals: dict) -> mpq:
 
 
 def _farkas_failures(problem: _Problem, duals: dict) -> list:
-    """Return why `duals` fails to prove infeasibility; an empty list is a proof."""
+    """Check that `duals` is a Farkas certificate and return what fails. An empty list proves infeasibility."""
     failures = _dual_shape_failures(problem, duals)
     if failures:
         return failures
@@ -508,7 +521,10 @@ def _farkas_failures(problem: _Problem, duals: dict) -> list:
 
 
 def _ray_failures(problem: _Problem, x: list, ray: list) -> list:
-    """Return why (x, ray) fails to prove unboundedness; an empty list is a proof."""
+    """Check that x is feasible and `ray` an improving recession direction, and return what fails.
+
+    An empty list proves unboundedness.
+    """
     failures = _primal_failures(problem, x)
     for i, activity in enumerate(_row_activities(problem, ray)):
         if problem.is_eq(i) and activity != 0:
@@ -545,7 +561,7 @@ def _duals_from_row_multipliers(problem: _Problem, row_multipliers: list, bound_
 
 @dataclass
 class _FloatGuess:
-    """HiGHS's answer: `status` is "optimal", "infeasible", "unbounded" or "unknown"."""
+    """HiGHS's result. `status` is "optimal", "infeasible", "unbounded" or "unknown"."""
 
     status: str
     x: list | None = None
@@ -553,21 +569,13 @@ class _FloatGuess:
     row_status: list | None = None
 
 
-def _float_or_none(value) -> float | None:
-    """Return float(value), or None when it is too large for HiGHS."""
-    as_float = float(value)
-    return as_float if abs(as_float) <= _MAX_FLOAT_INPUT else None
-
-
 def _highs_model(problem: _Problem, cost: list):
     """Build a HighsLp, or return None when some value is too large for floats."""
     inf = highspy.kHighsInf
-    values = []
-    for value in problem.c + [v for v in problem.lower + problem.upper if v is not None] + problem.rhs:
-        values.append(value)
+    values = problem.c + [v for v in problem.lower + problem.upper if v is not None] + problem.rhs
     for row in problem.rows:
         values.extend(row.values())
-    if any(_float_or_none(v) is None for v in values):
+    if any(abs(v) > _MAX_FLOAT_INPUT for v in values):
         return None
 
     lp = highspy.HighsLp()
@@ -657,7 +665,7 @@ def _quiet_highs():
 
 
 def _run_highs(problem: _Problem, deadline: float | None) -> _FloatGuess | None:
-    """Solve the LP or QP with HiGHS; return None when HiGHS is missing or fails."""
+    """Solve the LP or QP with HiGHS, or return None when HiGHS is missing or fails."""
     if highspy is None or problem.n == 0:
         return None
     quadratic = bool(problem.quad_rows)
@@ -669,12 +677,17 @@ def _run_highs(problem: _Problem, deadline: float | None) -> _FloatGuess | None:
             hessian, cost = None, [float(v) for v in problem.c]
         lp = _highs_model(problem, cost)
         if lp is None or any(abs(v) > _MAX_FLOAT_INPUT for v in cost):
-            logger.debug("HiGHS skipped: some value does not fit a float comfortably")
+            logger.debug("HiGHS skipped: a value exceeds %g in magnitude", _MAX_FLOAT_INPUT)
             return None
 
         highs = _quiet_highs()
         if deadline is not None:
-            highs.setOptionValue("time_limit", max(deadline - time.monotonic(), 0.01))
+            # HiGHS gets half of the remaining time, so that the exact fallback keeps the other half.
+            highs.setOptionValue("time_limit", max((deadline - time.monotonic()) / 2, 0.01))
+        # HiGHS 1.16's QP solver did not return on some unbounded QPs without this limit.
+        highs.setOptionValue(
+            "qp_iteration_limit", _HIGHS_QP_ITERATIONS_PER_DIMENSION * (problem.n + problem.m) + _MIN_ITERATION_CAP
+        )
         if not quadratic:
             # The simplex method returns the basis that the exact check rebuilds.
             highs.setOptionValue("solver", "simplex")
@@ -715,7 +728,9 @@ def _run_highs(problem: _Problem, deadline: float | None) -> _FloatGuess | None:
 
 def _check_deadline(deadline: float | None, what: str) -> None:
     if deadline is not None and time.monotonic() > deadline:
-        raise RationalizationError(f"time limit reached during the {what}; raise time_limit or pass None")
+        raise RationalizationError(
+            f"timed out: the time limit was reached during the {what}. Raise time_limit or pass None."
+        )
 
 
 @dataclass
@@ -733,8 +748,10 @@ class _BoundedSimplex:
 
     Variables 0..n-1 are x. Variable n + i is the row activity r_i, with bounds
     (-inf, b_i] for a row of A_ub and [b_i, b_i] for a row of A_eq. Phase 1 adds
-    artificial variables, each a scaled copy of the column of an original
-    variable, so every basis stays square.
+    artificial variables, each a copy of the column of an original variable
+    times +1 or -1, so every basis stays square and every variable's
+    coefficient (`coef`) is +1 or -1. A nonbasic variable may sit strictly
+    between its bounds, as after `start_from_values`.
 
     A basis is stored implicitly: a basic column variable belongs to the set S,
     and a row whose activity-like variables are all nonbasic belongs to T. Only
@@ -758,7 +775,6 @@ class _BoundedSimplex:
         self.cost = [ZERO] * (n + m)
         self.value = [ZERO] * (n + m)
         self.is_basic = [False] * (n + m)
-        self.row_variables = [[n + i] for i in range(m)]
         self.rows_fmpq = [{j: _to_fmpq(a) for j, a in row.items()} for row in problem.rows]
         # Row i times row_scale[i] has integer coefficients, stored by column.
         self.row_scale = [math.lcm(1, *(int(a.denominator) for a in row.values())) for row in problem.rows]
@@ -773,7 +789,7 @@ class _BoundedSimplex:
     def start_from_values(self, values: list | None = None) -> None:
         """Make every r_i basic and every x_j nonbasic at values[j] (default 0), clamped into its bounds.
 
-        A nonbasic variable strictly between its bounds is allowed: it can
+        A nonbasic variable strictly between its bounds is allowed. It can
         enter in either direction, and at an optimum its reduced cost is 0.
         """
         n = self.problem.n
@@ -790,7 +806,7 @@ class _BoundedSimplex:
         self._compute_basic_values()
 
     def start_from_statuses(self, col_status: list, row_status: list) -> bool:
-        """Load a HiGHS basis; return False when it is not a valid basis of this problem."""
+        """Load a HiGHS basis and compute its basic values. Return False when it is not a valid basis."""
         n, m = self.problem.n, self.problem.m
         if len(col_status) != n or len(row_status) != m:
             return False
@@ -820,18 +836,22 @@ class _BoundedSimplex:
     # -- basis bookkeeping ----------------------------------------------------
 
     def _structure(self):
-        """Return S (basic column variables), T (tight rows), T's positions and each row's basic row variable."""
+        """Return S (basic column variables), T (tight rows), T's positions and each row's basic row variable.
+
+        Return None when the basic variables cannot form a basis, because two
+        are in one row or |S| != |T|.
+        """
         m = self.problem.m
         basic_columns = [v for v, basic in enumerate(self.is_basic) if basic and self.is_column[v]]
         row_basic = [-1] * m
         for v, basic in enumerate(self.is_basic):
             if basic and not self.is_column[v]:
                 if row_basic[self.ref[v]] >= 0:
-                    raise RationalizationError("internal error: two basic variables in one row")
+                    return None
                 row_basic[self.ref[v]] = v
         tight_rows = [i for i in range(m) if row_basic[i] < 0]
         if len(tight_rows) != len(basic_columns):
-            raise RationalizationError("internal error: simplex basis is not square")
+            return None
         positions = {i: k for k, i in enumerate(tight_rows)}
         return basic_columns, tight_rows, positions, row_basic
 
@@ -855,14 +875,14 @@ class _BoundedSimplex:
         return [(self.ref[v], self.coef[v])]
 
     def _compute_basic_values(self) -> bool:
-        """Set basic values from nonbasic ones; return False when the basis matrix is singular."""
+        """Set basic values from nonbasic ones. Return False when the basis matrix is singular."""
         m = self.problem.m
-        try:
-            basic_columns, tight_rows, positions, row_basic = self._structure()
-        except RationalizationError:
+        structure = self._structure()
+        if structure is None:
             return False
+        basic_columns, tight_rows, positions, row_basic = structure
 
-        # Row sums of all nonbasic terms: column variables and row variables.
+        # Row sums of all nonbasic terms, from column and row variables.
         row_sum = [ZERO] * m
         for v, basic in enumerate(self.is_basic):
             if not basic and self.value[v]:
@@ -911,8 +931,6 @@ class _BoundedSimplex:
             self.cost.append(ZERO)
             self.value.append(amount)
             self.is_basic.append(True)
-            if not self.is_column[v]:
-                self.row_variables[self.ref[v]].append(a)
             self.artificial_of[a] = (v, sign)
 
             self.is_basic[v] = False
@@ -1054,7 +1072,10 @@ class _BoundedSimplex:
         degenerate_streak = 0
         while True:
             _check_deadline(self.deadline, what)
-            basic_columns, tight_rows, positions, row_basic = self._structure()
+            structure = self._structure()
+            if structure is None:
+                raise RationalizationError("internal error: the exact simplex lost its basis")
+            basic_columns, tight_rows, positions, row_basic = structure
             matrix = self._basis_matrix(basic_columns, tight_rows)
             y, reduced = self._price(basic_columns, tight_rows, row_basic, matrix)
 
@@ -1066,8 +1087,8 @@ class _BoundedSimplex:
 
             if self.pivots >= self.max_pivots:
                 raise RationalizationError(
-                    f"exact simplex stopped after {self.pivots} pivots without reaching an optimum; "
-                    "this points to cycling or a bug, so please report the problem data"
+                    f"the exact simplex stopped after {self.pivots} pivots without reaching an optimum, "
+                    "which points to cycling or a bug. Please report the problem data."
                 )
             change = self._direction(entering, direction, basic_columns, positions, row_basic, matrix)
             step, leaving = self._ratio_test(entering, direction, change)
@@ -1092,7 +1113,7 @@ class _BoundedSimplex:
     # -- driver ----------------------------------------------------------------
 
     def solve(self, cost: list) -> _Outcome:
-        """Run phase 1 if needed, then phase 2 for `cost` on x; the basis must be loaded."""
+        """Run phase 1 if needed, then phase 2 for `cost` on x. Call a start_from_* method first."""
         n, m = self.problem.n, self.problem.m
 
         if self._add_artificials():
@@ -1106,12 +1127,11 @@ class _BoundedSimplex:
                 _, y, reduced = outcome
                 return _Outcome("infeasible", duals=self._farkas_duals(y, reduced))
 
-            # Keep artificials as fixed copies priced like their originals, so
-            # that reduced costs of the originals stay consistent in phase 2.
-            for a, (v, sign) in self.artificial_of.items():
+            # Keep artificials as copies fixed at 0 and priced like their
+            # originals, so that the originals' reduced costs stay valid duals.
+            for a in self.artificial_of:
                 self.lower[a] = ZERO
                 self.upper[a] = ZERO
-                self.cost[a] = sign * (cost[v] if v < n else ZERO)
 
         for j in range(n):
             self.cost[j] = cost[j]
@@ -1156,7 +1176,11 @@ class _BoundedSimplex:
         return _duals_from_row_multipliers(self.problem, row_multipliers, reduced[: self.problem.n])
 
     def tight_constraints(self) -> list:
-        """Return constraint ids (rows, then m + j for bounds) that hold with equality at the current point."""
+        """Return the ids of constraints that hold with equality at the current point.
+
+        Ids are as in `_ActiveSetQP`: rows, then m + j and m + n + j for the
+        lower and upper bound of x_j.
+        """
         n, m = self.problem.n, self.problem.m
         x = self._original_x()
         ids = []
@@ -1205,11 +1229,6 @@ class _ActiveSetQP:
         self.cost = fmpq_mat(n, 1, [_to_fmpq(v) for v in problem.c])
         self.hessian = (self.quad_transposed_twice * self.quad).entries() if n else []
         self.rows_fmpq = [{j: _to_fmpq(a) for j, a in row.items()} for row in problem.rows]
-        # Row i times row_scale[i] has integer coefficients, stored by column.
-        self.row_scale = [math.lcm(1, *(int(a.denominator) for a in row.values())) for row in problem.rows]
-        self.int_cols = [
-            [(i, int(a * self.row_scale[i])) for i, a in problem.cols[j]] for j in range(n)
-        ]
 
     def is_fixed_variable(self, j: int) -> bool:
         lower, upper = self.problem.lower[j], self.problem.upper[j]
@@ -1291,15 +1310,14 @@ class _ActiveSetQP:
         n, m = problem.n, problem.m
         working = list(working)
         x = list(x)
-        always = set(self.equality_ids())
         degenerate_streak = 0
 
         while True:
             _check_deadline(self.deadline, "exact QP active-set method")
             if self.iterations >= self.max_iterations:
                 raise RationalizationError(
-                    f"exact QP active-set method stopped after {self.iterations} iterations without "
-                    "reaching an optimum; this points to cycling or a bug, so please report the problem data"
+                    f"the exact QP active-set method stopped after {self.iterations} iterations without "
+                    "reaching an optimum, which points to cycling or a bug. Please report the problem data."
                 )
             self.iterations += 1
 
@@ -1317,13 +1335,15 @@ class _ActiveSetQP:
                 w = solution[len(free):]
                 change = sum((gradient[j] * step[j] for j in free), ZERO) + self.quadratic_form(step)
                 if change == 0:
-                    # x minimises the objective on the working set: check multipliers.
-                    outcome = self._stationary_point(x, gradient, rows, w, fixed, working, always, degenerate_streak)
+                    # x minimises the objective on the working set, so check the multipliers.
+                    outcome = self._stationary_point(gradient, rows, w, fixed, working, degenerate_streak)
                     if outcome is not None:
+                        outcome.x = x
                         return outcome
                     continue
             else:
-                # Flat along some direction in the working set: descend along it without bound.
+                # The objective is linear along some direction in the working set,
+                # so descend along it until a constraint blocks.
                 step_cap = None
                 for vector in system.null_vectors():
                     slope = sum((gradient[j] * vector[a] for a, j in enumerate(free)), ZERO)
@@ -1349,8 +1369,12 @@ class _ActiveSetQP:
                     j = (blocking - m) % n
                     x[j] = problem.lower[j] if blocking < m + n else problem.upper[j]
 
-    def _stationary_point(self, x, gradient, rows, w, fixed, working, always, degenerate_streak):
-        """Return the optimum when all multipliers have the right sign, else drop one constraint and return None."""
+    def _stationary_point(self, gradient, rows, w, fixed, working, degenerate_streak):
+        """Return the optimal duals when all multipliers have the right sign, else drop one constraint and return None.
+
+        Equalities (rows of A_eq, fixed variables) are never dropped, since
+        their multipliers may have either sign.
+        """
         problem = self.problem
         n, m = problem.n, problem.m
         bound_terms = self._bound_multipliers(gradient, rows, w, fixed)
@@ -1372,20 +1396,23 @@ class _ActiveSetQP:
             for row_id, wr in zip(rows, w):
                 row_multipliers[row_id] = wr
             terms = [bound_terms.get(j, ZERO) for j in range(n)]
-            return _Outcome("optimal", x=x, duals=_duals_from_row_multipliers(problem, row_multipliers, terms))
+            return _Outcome("optimal", duals=_duals_from_row_multipliers(problem, row_multipliers, terms))
 
-        # Most negative multiplier; the smallest id after repeated zero steps, as a guard against cycling.
+        # Drop the most negative multiplier, or the smallest id after repeated zero steps.
+        # NOTE: unlike Bland's rule in the simplex, this is not proved to prevent cycling;
+        # the iteration cap is the backstop.
         if degenerate_streak >= _DEGENERATE_STREAK_FOR_BLAND:
             drop = min(cid for _, cid in negative)
         else:
             drop = min(negative)[1]
-        if drop in always:
-            raise RationalizationError("internal error: active-set method tried to drop an equality")
         working.remove(drop)
         return None
 
     def _ratio_test(self, x, step, working):
-        """Return (largest feasible step length, blocking constraint id); length None means unblocked."""
+        """Return the largest feasible step length and the blocking constraint id.
+
+        A length of None means that no constraint blocks.
+        """
         problem = self.problem
         n, m = problem.n, problem.m
         in_working = set(working)
@@ -1441,24 +1468,31 @@ def _crossed_bounds(problem: _Problem) -> ExactResult | None:
 
 
 def _finish(problem: _Problem, outcome: _Outcome, method: str) -> ExactResult:
-    """Check an exact outcome and wrap it; raise RationalizationError when its certificate fails."""
+    """Check an exact outcome and wrap it in an ExactResult. Raise RationalizationError when its certificate fails."""
     if outcome.status == "optimal":
         failures = _kkt_failures(problem, outcome.x, outcome.duals)
         if failures:
-            raise RationalizationError(f"{method}: the exact optimum failed its KKT check: {'; '.join(failures[:3])}")
+            raise RationalizationError(
+                f"{method}: the exact optimum failed its KKT check ({', '.join(failures[:3])}). "
+                "Please report the problem data."
+            )
         return ExactResult("optimal", outcome.x, _objective(problem, outcome.x), method, outcome.duals, True)
 
     if outcome.status == "infeasible":
         failures = _farkas_failures(problem, outcome.duals)
         if failures:
             raise RationalizationError(
-                f"{method}: the Farkas certificate of infeasibility failed its check: {'; '.join(failures[:3])}"
+                f"{method}: the Farkas certificate of infeasibility failed its check "
+                f"({', '.join(failures[:3])}). Please report the problem data."
             )
         return ExactResult("infeasible", None, None, method, outcome.duals, True)
 
     failures = _ray_failures(problem, outcome.x, outcome.ray)
     if failures:
-        raise RationalizationError(f"{method}: the unbounded ray failed its check: {'; '.join(failures[:3])}")
+        raise RationalizationError(
+            f"{method}: the unbounded ray failed its check ({', '.join(failures[:3])}). "
+            "Please report the problem data."
+        )
     return ExactResult("unbounded", outcome.x, None, method, None, True, ray=outcome.ray)
 
 
@@ -1485,6 +1519,8 @@ def _solve_lp(problem: _Problem, deadline, use_highs: bool) -> ExactResult:
             simplex = _BoundedSimplex(problem, deadline)
     if start is None:
         # All rows basic, x at HiGHS's point if there is one, else near 0.
+        # NOTE: without a HiGHS basis, degenerate programs (ReLU pattern rows are
+        # all tight at x = 0) can need hundreds of pivots, seconds instead of milliseconds.
         start = "HiGHS point" if guess is not None and guess.x is not None else "slack basis"
         simplex.start_from_values(_rounded_guess(guess))
 
@@ -1549,11 +1585,8 @@ def _qp_candidates_from_guess(problem: _Problem, qp: _ActiveSetQP, guess: _Float
             continue
         seen.append(working)
         rows, fixed = qp._split(working)
-        for j in fixed:
-            if fixed[j] == "lower" and problem.lower[j] is None:
-                raise RationalizationError("internal error: working set holds a missing bound")
 
-        # Solve for x directly: start from x0 (fixed variables at their bounds, free ones at 0).
+        # Solve for x directly, starting from x0 with fixed variables at their bounds and free ones at 0.
         x0 = [ZERO] * n
         for j, side in fixed.items():
             x0[j] = problem.lower[j] if side == "lower" else problem.upper[j]
@@ -1600,8 +1633,8 @@ def _solve_qp(problem: _Problem, deadline, use_highs: bool) -> ExactResult:
             return _finish(problem, outcome, f"exact active set from HiGHS active set after {qp.iterations} iterations")
         logger.debug("no exact point from HiGHS's active set is feasible; starting from exact phase 1")
 
-    # An exact feasible point: phase 1 of the simplex with zero cost, started
-    # near HiGHS's point when there is one, else near 0.
+    # Find an exact feasible point by phase 1 of the simplex with zero cost. It
+    # starts near HiGHS's point when there is one, else near 0.
     simplex = _BoundedSimplex(problem, deadline)
     simplex.start_from_values(_rounded_guess(guess))
     phase_one = simplex.solve([ZERO] * problem.n)
@@ -1628,7 +1661,7 @@ def solve_lp_exact(
     """Minimise ``c^T x`` subject to ``A_ub x <= b_ub``, ``A_eq x = b_eq`` and ``lower <= x <= upper``.
 
     Rows are sparse dicts ``{column: coefficient}``. Numbers are `gmpy2.mpq`,
-    int or `Fraction`; floats raise TypeError naming the value. A bound of None
+    int or `Fraction`, and floats raise TypeError naming the value. A bound of None
     is infinite. `time_limit` in seconds covers HiGHS and the exact fallback,
     which raises RationalizationError when it runs out. `_use_highs=False`
     skips HiGHS and runs only the exact simplex (for tests).
