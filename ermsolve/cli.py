@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "ermsolve.minbits",
     "ermsolve.generate",
     "ermsolve.bitgrowth",
+    "ermsolve.export",
 )
 
 

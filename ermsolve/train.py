@@ -104,6 +104,10 @@ def train(
     solver_parameters = dict(solver_parameters or {})
     if encoding_options.symmetry == "none" and solver in ("scip", "mathopt-scip"):
         solver_parameters.setdefault("misc/usesymmetry", 0)
+    if solver in ("scip", "mathopt-scip"):
+        # An encoding may fix SCIP parameters that belong to its definition (the naive baseline).
+        for key, value in getattr(encoder, "solver_parameters", {}).items():
+            solver_parameters.setdefault(key, value)
 
     started = time.monotonic()
     runs: list[SignRun] = []
@@ -338,19 +342,25 @@ def _state_basis(result: TrainResult, problem) -> None:
         if result.dual_bound is not None and exact > result.dual_bound + tolerance:
             result.status = "unproven"
             result.basis = (
-                f"SCIP reported optimality, but the exact loss {exact:.12g} exceeds its dual bound "
+                f"{result.solver} reported optimality, but the exact loss {exact:.12g} exceeds its dual bound "
                 f"{result.dual_bound:.12g} beyond tolerance; optimality is not proven"
             )
         else:
             result.basis = (
-                f"{result.solver_version.split(' (')[0]} floating-point branch and bound over "
-                f"{patterns} output-sign patterns, gap 0 within its tolerances; {exact_step}"
+                f"{result.solver_version.split(' (')[0]} floating-point branch and bound, "
+                f"{_pattern_count_text(patterns)}, gap 0 within its tolerances; {exact_step}"
             )
     elif result.status == "time_limit":
         gap = "infinite" if result.gap is None else f"{100 * result.gap:.2f}%"
         result.basis = f"time limit reached, gap {gap}; optimality not proven; {exact_step}"
     else:
         result.basis = f"the solver stopped with an error; {exact_step}"
+
+
+def _pattern_count_text(count: int) -> str:
+    if count == 1:
+        return "one MIP covering every output-sign pattern"
+    return f"one MIP per output-sign pattern ({count} MIPs)"
 
 
 def _signs_text(signs) -> str:

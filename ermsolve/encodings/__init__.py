@@ -2,11 +2,27 @@
 
 from ermsolve.encodings.base import EncodedModel, EncodingOptions, TrainingProblem, sign_patterns
 from ermsolve.encodings.bigm import BigMEncoding
+from ermsolve.encodings.cuts import ConvexityCutsEncoding, ObbtConvexityCutsEncoding
 from ermsolve.encodings.indicator import IndicatorEncoding
+from ermsolve.encodings.naive import NaiveEncoding
+from ermsolve.encodings.obbt import ObbtBigMEncoding
+from ermsolve.encodings.signs import SignBinariesEncoding
 from ermsolve.encodings.sos1 import Sos1Encoding
 from ermsolve.errors import UsageError
 
-ENCODINGS = {encoding.name: encoding for encoding in (BigMEncoding, IndicatorEncoding, Sos1Encoding)}
+ENCODINGS = {
+    encoding.name: encoding
+    for encoding in (
+        BigMEncoding,
+        IndicatorEncoding,
+        Sos1Encoding,
+        ObbtBigMEncoding,
+        ConvexityCutsEncoding,
+        ObbtConvexityCutsEncoding,
+        SignBinariesEncoding,
+        NaiveEncoding,
+    )
+}
 
 
 def get_encoding(name: str):

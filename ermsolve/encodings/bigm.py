@@ -20,9 +20,10 @@ class BigMEncoding:
         h_{ik} \le z_{ik} - L_i (1 - a_{ik}),\quad h_{ik} \le U_i a_{ik},
 
     so a_ik = 1 forces h = z >= 0 and a_ik = 0 forces h = 0 >= z. Where U_i <= 0
-    the unit is inactive on point i and gets no binary (h = 0); where L_i >= 0
-    it is active (h = z). The output is f_i = sum_k s_k h_ik + c with fixed
-    signs s, and the loss is written as
+    the unit is inactive on point i and gets no binary, only the row z <= 0
+    (h = 0); where L_i >= 0 it is active, with the row z >= 0 (h = z). The
+    output is f_i = sum_k s_k h_ik + c with fixed signs s, and the loss is
+    written as
 
     - l1: min sum_i e_i with e_i >= +-(f_i - y_i);
     - linf: min t with t >= +-(f_i - y_i);
@@ -74,11 +75,15 @@ class BigMEncoding:
                 pre_activation = {weights[k][j]: x[j] for j in range(d)}
                 pre_activation[biases[k]] = mpq(1)
 
+                # A unit fixed by the bounds gets a sign row instead of a binary, so the MIP
+                # cannot leave the bounds on that point and model a wrong activation.
                 if upper <= 0:
                     fixed[i][k] = 0
+                    model.add_linear(f"relu_fixed_inactive[{i}][{k}]", pre_activation, hi=0)
                     continue
                 if lower >= 0:
                     fixed[i][k] = 1
+                    model.add_linear(f"relu_fixed_active[{i}][{k}]", pre_activation, lo=0)
                     add_terms(output, pre_activation, signs[k])
                     continue
 
