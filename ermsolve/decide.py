@@ -161,7 +161,7 @@ def _upgrade_with_enumeration(problem, decision, time_limit, started, max_patter
     except ImportError:
         return decision
     limit = DEFAULT_LIMIT if max_patterns is None else max_patterns
-    if not problem.is_shallow or count_patterns(problem) > limit:
+    if not problem.is_shallow or count_patterns(problem, limit=limit) > limit:
         return decision
     remaining = None if time_limit is None else time_limit - (time.monotonic() - started)
     if remaining is not None and remaining <= 0:
@@ -170,8 +170,8 @@ def _upgrade_with_enumeration(problem, decision, time_limit, started, max_patter
     upgraded = _decision_from_optimum(result, decision.threshold, EXACT)
     if upgraded.answer == UNKNOWN:
         return decision
-    upgraded.steps = decision.steps + [f"enumeration: {result.status}, exact optimum "
-                                       f"{format_rational(result.solution.loss)}"]
+    best = "none" if result.solution is None else format_rational(result.solution.loss)
+    upgraded.steps = decision.steps + [f"enumeration: {result.status}, best exact loss {best}"]
     if decision.answer == NO and upgraded.answer == YES:
         upgraded.reason += "; WARNING: the MIP solver had answered NO in floating point"
     return upgraded
