@@ -23,9 +23,11 @@ bounds itself without any solver.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import gmpy2
+import numpy as np
 from gmpy2 import mpq
 
 from ermsolve.encodings.base import TrainingProblem
@@ -55,8 +57,10 @@ def parameter_bit_bounds(problem: TrainingProblem, signs, pattern) -> dict[str, 
 
     Names match `Network.parameters()`: W1[k][j], b1[k], W2[0][k], b2[0].
     """
-    program = build_fixed_pattern_program(problem, signs, pattern)
-    vertex = vertex_bound(program)
+    if problem.architecture.loss == "l2":
+        vertex = vertex_bound(build_fixed_pattern_program(problem, signs, pattern))
+    else:
+        vertex = _linear_vertex_bound(problem, pattern)
     box = mpq(problem.architecture.box)
     box_bits = int(gmpy2.bit_length(box.numerator)) + int(gmpy2.bit_length(box.denominator))
 
@@ -77,11 +81,111 @@ def vertex_bound(program: FixedPatternProgram) -> VertexBound:
     size = _system_size(program)
 
     # Squared norms of the integer-scaled rows, without and with the right-hand side.
-    norms = sorted((_squared_norm(row) for row, _ in rows), reverse=True)
-    norms_with_rhs = sorted((_squared_norm(row) + rhs * rhs for row, rhs in rows), reverse=True)
+    norms = [_squared_norm(row) for row, _ in rows]
+    norms_with_rhs = [_squared_norm(row) + rhs * rhs for row, rhs in rows]
+    return _bound_from_norms(norms, norms_with_rhs, size)
+
+
+def _bound_from_norms(norms: list[int], norms_with_rhs: list[int], size: int) -> VertexBound:
+    norms = sorted(norms, reverse=True)
+    norms_with_rhs = sorted(norms_with_rhs, reverse=True)
     denominator = _isqrt_product(norms[:size])
     numerator = _isqrt_product(norms_with_rhs[:size])
     return VertexBound(int(gmpy2.bit_length(numerator)), int(gmpy2.bit_length(denominator)))
+
+
+def _linear_vertex_bound(problem: TrainingProblem, pattern) -> VertexBound:
+    """The same bound as `vertex_bound` for the l1 and linf LPs, from row norms computed directly.
+
+    Builds no program: each row's integer scale and norm follow from one data
+    point, which keeps verification fast on large instances.
+    """
+    instance, width, d = problem.instance, problem.width, problem.instance.d
+    loss = problem.architecture.loss
+    norms, norms_with_rhs = _data_row_norms_numpy(instance, pattern, width)
+    if norms is None:
+        norms, norms_with_rhs = _data_row_norms(instance, pattern, width)
+
+    def add(norm, rhs_squared, copies=1):
+        norms.extend([norm] * copies)
+        norms_with_rhs.extend([norm + rhs_squared] * copies)
+
+    # Bound rows of the parameters and the errors.
+    for bound, count in ((problem.hidden_box, width * (d + 1)), (problem.output_box, 1)):
+        add(int(bound.denominator**2), int(bound.numerator**2), 2 * count)
+    error_count = instance.n if loss == "l1" else 1
+    add(1, 0, error_count)
+
+    size = width * (d + 1) + 1 + error_count
+    return _bound_from_norms(norms, norms_with_rhs, size)
+
+
+def _data_row_norms(instance, pattern, width) -> tuple[list[int], list[int]]:
+    """Squared norms of the pattern and error rows, point by point in Python integers."""
+    norms, norms_with_rhs = [], []
+
+    def add(norm, rhs_squared, copies=1):
+        norms.extend([norm] * copies)
+        norms_with_rhs.extend([norm + rhs_squared] * copies)
+
+    for i, (x, target) in enumerate(zip(instance.X, instance.y)):
+        # Integer arithmetic on numerators and denominators: much faster than mpq on large data.
+        nonzero = [(int(v.numerator), int(v.denominator)) for v in x if v != 0]
+        point_scale = 1
+        for _, denominator in nonzero:
+            point_scale = math.lcm(point_scale, denominator)
+        feature_norm = sum((numerator * (point_scale // denominator)) ** 2 for numerator, denominator in nonzero)
+
+        # Pattern rows: +-(x_i, 1) scaled by the point's denominators, once per unit.
+        add(feature_norm + point_scale**2, 0, width)
+
+        # Error rows f_i - e <= y_i and -f_i - e <= -y_i: active units' (x_i, 1), c and e.
+        active = sum(pattern[i])
+        target_numerator, target_denominator = int(target.numerator), int(target.denominator)
+        scale = math.lcm(point_scale, target_denominator) if active else target_denominator
+        ratio = scale // point_scale
+        norm = active * (feature_norm + point_scale**2) * ratio**2 + 2 * scale**2
+        add(norm, (target_numerator * (scale // target_denominator)) ** 2, 2)
+    return norms, norms_with_rhs
+
+
+def _data_row_norms_numpy(instance, pattern, width):
+    """The same norms as `_data_row_norms` with int64 arrays, or (None, None) when they could overflow."""
+    limit = 2**20
+    numerators = np.array([[int(v.numerator) for v in x] for x in instance.X], dtype=object)
+    denominators = np.array([[int(v.denominator) for v in x] for x in instance.X], dtype=object)
+    targets = instance.y
+    target_numerators = np.array([int(v.numerator) for v in targets], dtype=object)
+    target_denominators = np.array([int(v.denominator) for v in targets], dtype=object)
+    for array in (numerators, denominators, target_numerators, target_denominators):
+        if array.size and max(abs(int(v)) for v in array.ravel()) >= limit:
+            return None, None
+    numerators, denominators = numerators.astype(np.int64), denominators.astype(np.int64)
+    target_numerators = target_numerators.astype(np.int64)
+    target_denominators = target_denominators.astype(np.int64)
+
+    # Zero entries have denominator 1 and add nothing, as in the point-by-point version.
+    point_scale = np.lcm.reduce(denominators, axis=1)
+    if point_scale.max(initial=1) >= limit:
+        return None, None
+    scaled = numerators * (point_scale[:, None] // denominators)
+    feature_norm = (scaled * scaled).sum(axis=1)
+    active = np.asarray(pattern, dtype=np.int64).reshape(len(targets), width).sum(axis=1)
+    scale = np.where(active > 0, np.lcm(point_scale, target_denominators), target_denominators)
+    if scale.max(initial=1) >= limit:
+        return None, None
+    ratio = scale // point_scale
+    pattern_norm = feature_norm + point_scale * point_scale
+    # Every term is below d * 2^40 * 2^40 * (width + 2); Python integers take over beyond 2^62.
+    if int(pattern_norm.max(initial=0)) * (width + 2) * int(ratio.max(initial=1)) ** 2 >= 2**62:
+        return None, None
+    error_norm = active * pattern_norm * ratio * ratio + 2 * scale * scale
+    target_scaled = target_numerators * (scale // target_denominators)
+
+    norms = np.concatenate([np.repeat(pattern_norm, width), np.repeat(error_norm, 2)])
+    rhs = np.concatenate([np.zeros(len(targets) * width, dtype=np.int64),
+                          np.repeat(target_scaled * target_scaled, 2)])
+    return norms.tolist(), (norms + rhs).tolist()
 
 
 def _system_size(program: FixedPatternProgram) -> int:
@@ -138,9 +242,14 @@ def _squared_norm(row: list[int]) -> int:
 
 
 def _isqrt_product(squared_norms: list[int]):
-    """floor(sqrt(prod)) rounded up to an integer bound on prod of the norms."""
-    product = gmpy2.mpz(1)
-    for value in squared_norms:
-        product *= max(value, 1)
+    """Return an integer upper bound on the product of the norms: ceil(sqrt(prod of squares))."""
+    # A product tree keeps the operands balanced, so large instances cost O(M(N) log N).
+    factors = [gmpy2.mpz(max(value, 1)) for value in squared_norms] or [gmpy2.mpz(1)]
+    while len(factors) > 1:
+        paired = [factors[k] * factors[k + 1] for k in range(0, len(factors) - 1, 2)]
+        if len(factors) % 2:
+            paired.append(factors[-1])
+        factors = paired
+    product = factors[0]
     root = gmpy2.isqrt(product)
     return root if root * root == product else root + 1

@@ -18,6 +18,7 @@ from gmpy2 import mpq
 
 from ermsolve import __version__
 import gmpy2
+import numpy as np
 
 from ermsolve.architecture import Architecture
 from ermsolve.bitbound import METHOD as BOUND_METHOD
@@ -26,6 +27,7 @@ from ermsolve.encodings.base import TrainingProblem
 from ermsolve.errors import InputError
 from ermsolve.instance import Instance
 from ermsolve.exact_eval import exact_loss_multi
+from ermsolve.fast_eval import evaluate_shallow
 from ermsolve.network import Layer, Network
 from ermsolve.rational import bit_length, format_decimal, format_rational, parse_fraction_field
 
@@ -215,14 +217,22 @@ def verify_certificate(certificate: dict, instance: Instance) -> Verification:
     if problems:
         return check
     _check_box(network, architecture, problems)
-    _check_pattern(certificate, network, instance, problems)
+    # One integer forward pass gives the pre-activation signs and the loss for one hidden layer.
+    evaluation = evaluate_shallow(network, instance.X, instance.Y, architecture.loss)
+    pattern_ok = _check_pattern(certificate, network, instance, problems,
+                                None if evaluation is None else evaluation.signs)
+    if not pattern_ok:
+        return check
 
     # The loss, recomputed exactly.
     if certificate.get("loss", {}).get("type") != architecture.loss:
         problems.append(
             f"loss type {certificate.get('loss', {}).get('type')!r} differs from the architecture's {architecture.loss!r}"
         )
-    check.loss = exact_loss_multi(network, instance.X, instance.Y, architecture.loss)
+    if evaluation is not None:
+        check.loss = evaluation.loss
+    else:
+        check.loss = exact_loss_multi(network, instance.X, instance.Y, architecture.loss)
     if check.loss != stated_loss:
         problems.append(
             f"loss differs: certificate states {format_rational(stated_loss)}, "
@@ -266,11 +276,13 @@ def _check_box(network, architecture, problems) -> None:
             )
 
 
-def _check_pattern(certificate, network, instance, problems) -> None:
-    """Each stated activation must agree with the sign of the exact pre-activation.
+def _check_pattern(certificate, network, instance, problems, signs=None) -> bool:
+    """Check that each stated activation agrees with the sign of the exact pre-activation.
 
     Active (1) needs pre-activation >= 0 and inactive (0) needs <= 0, so both
-    are accepted at exactly 0, where ReLU is 0 either way.
+    are accepted at exactly 0, where ReLU is 0 either way. `signs` (n x K) are
+    the pre-activation signs when already computed. Returns False when the
+    pattern is malformed, since the later checks need it.
     """
     stated = certificate.get("activation_pattern")
     width = network.layers[0].fan_out
@@ -278,18 +290,25 @@ def _check_pattern(certificate, network, instance, problems) -> None:
         not isinstance(row, str) or len(row) != instance.n or set(row) - {"0", "1"} for row in stated
     ):
         problems.append(f"activation_pattern must be {width} strings of {instance.n} characters 0 or 1")
-        return
-    wrong = []
-    for i, x in enumerate(instance.X):
-        z = network.pre_activations(x)[0]
-        for k in range(width):
-            active = stated[k][i] == "1"
-            if (active and z[k] < 0) or (not active and z[k] > 0):
-                wrong.append(f"unit {k} on point {i}")
+        return False
+
+    if signs is not None:
+        active = np.array([np.frombuffer(row.encode("ascii"), dtype=np.uint8) == ord("1") for row in stated]).T
+        mismatch = (active & (signs < 0)) | (~active & (signs > 0))
+        wrong = [f"unit {k} on point {i}" for i, k in zip(*np.nonzero(mismatch))]
+    else:
+        wrong = []
+        for i, x in enumerate(instance.X):
+            z = network.pre_activations(x)[0]
+            for k in range(width):
+                active = stated[k][i] == "1"
+                if (active and z[k] < 0) or (not active and z[k] > 0):
+                    wrong.append(f"unit {k} on point {i}")
     if wrong:
         problems.append(
             f"activation pattern disagrees with the parameters at {len(wrong)} places: {', '.join(wrong[:5])}"
         )
+    return True
 
 
 def _check_bits(certificate, network, check: Verification) -> None:

@@ -94,7 +94,7 @@ class Instance:
         dimensions = f"n={self.n} d={self.d}" + (f" m={self.outputs}" if self.outputs > 1 else "")
         lines = [FINGERPRINT_SCHEME, dimensions]
         for row, targets in zip(self.X, self.Y):
-            lines.append(",".join(format_rational(v) for v in (*row, *targets)))
+            lines.append(",".join(_canonical(v) for v in (*row, *targets)))
         return "\n".join(lines) + "\n"
 
     @cached_property
@@ -129,6 +129,8 @@ def load_instance(path: str | Path) -> Instance:
         raise InputError(f"{path}: header only, no data rows")
 
     points, targets = [], []
+    # Data sets repeat values often (grids, rounded measurements); parse each text once.
+    parsed: dict[str, mpq] = {}
     for line_number, row in enumerate(rows[1:], start=2):
         if not row:
             raise InputError(f"{path}: row {line_number} is empty; remove the blank line")
@@ -139,10 +141,13 @@ def load_instance(path: str | Path) -> Instance:
             )
         values = []
         for column, cell in zip(header, row):
-            try:
-                values.append(parse_rational(cell))
-            except InputError as error:
-                raise InputError(f"{path}: row {line_number}, column {column!r}: {error}") from None
+            value = parsed.get(cell)
+            if value is None:
+                try:
+                    value = parsed[cell] = parse_rational(cell)
+                except InputError as error:
+                    raise InputError(f"{path}: row {line_number}, column {column!r}: {error}") from None
+            values.append(value)
         points.append(tuple(values[:-target_count]))
         targets.append(tuple(values[-target_count:]))
 
@@ -193,6 +198,12 @@ def write_instance(path: str | Path, instance_or_rows, feature_names=None) -> No
     for row in rows:
         lines.append(",".join(_format_cell(v) for v in row))
     Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def _canonical(value: mpq) -> str:
+    """The p/q text of format_rational; str(mpq) omits "/1" for integers, so it is added here."""
+    text = str(value)
+    return text if "/" in text else text + "/1"
 
 
 def _format_cell(value) -> str:

@@ -15,10 +15,11 @@ from gmpy2 import mpq
 
 from ermsolve.errors import InputError
 
-# A decimal with optional exponent, or an integer fraction p/q. Words such as
-# "nan" and "inf" do not match, so they are rejected before any conversion.
-_DECIMAL = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
-_FRACTION = re.compile(r"([+-]?\d+)/(\d+)")
+# An integer fraction p/q, or a decimal with an optional exponent. Words such
+# as "nan" and "inf" do not match, so they are rejected before any conversion.
+_NUMBER = re.compile(
+    r"[+-]?(?:\d+/(?P<denominator>\d+)|(?:\d+\.?\d*|\.\d+)(?:[eE](?P<exponent>[+-]?\d+))?)"
+)
 
 # Exponents beyond this would make a single value take megabytes of memory.
 _MAX_EXPONENT = 10_000
@@ -35,18 +36,15 @@ def parse_rational(text: str) -> mpq:
     if not stripped:
         raise InputError("empty value: expected a number such as 3, -0.25, 1e-3 or 7/3")
 
-    fraction_match = _FRACTION.fullmatch(stripped)
-    if fraction_match:
-        numerator, denominator = (int(group) for group in fraction_match.groups())
-        if denominator == 0:
+    match = _NUMBER.fullmatch(stripped)
+    if match:
+        denominator, exponent = match.group("denominator"), match.group("exponent")
+        if denominator is not None and not denominator.strip("0"):
             raise InputError(f"zero denominator in {stripped!r}")
-        return mpq(numerator, denominator)
-
-    if _DECIMAL.fullmatch(stripped):
-        exponent = re.search(r"[eE]([+-]?\d+)", stripped)
-        if exponent and abs(int(exponent.group(1))) > _MAX_EXPONENT:
+        if exponent is not None and abs(int(exponent)) > _MAX_EXPONENT:
             raise InputError(f"exponent too large in {stripped!r} (at most {_MAX_EXPONENT})")
-        return mpq(Fraction(stripped))
+        # gmpy2 reads both forms exactly (mpq("0.1") is 1/10) and much faster than Fraction.
+        return mpq(stripped.removeprefix("+"))
 
     raise InputError(
         f"invalid number {stripped!r}: expected an integer, a decimal such as -0.25 "

@@ -12,7 +12,6 @@ from gmpy2 import mpq
 
 from ermsolve.encodings.base import EncodedModel, EncodingOptions, TrainingProblem
 from ermsolve.encodings.bigm import BigMEncoding
-from ermsolve.exact_lp import _quiet_highs
 
 log = logging.getLogger(__name__)
 
@@ -290,6 +289,8 @@ class _Relaxation:
     def _pass_to_highs(self):
         highspy = self.highspy
         infinity = highspy.kHighsInf
+        from ermsolve.exact_lp import _quiet_highs
+
         highs = _quiet_highs()
         highs.setOptionValue("solver", "simplex")
         lower = np.array([-infinity if v is None else float(v) for v in self.lower], dtype=np.float64)
