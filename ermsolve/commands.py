@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 
+from ermsolve.arguments import exact_positive, non_negative_int, positive_int, positive_seconds
 from ermsolve.architecture import DOMAINS, LOSSES, Architecture, load_architecture
 from ermsolve.backends import BACKENDS
-from ermsolve.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, print_json
+from ermsolve.cli import EXIT_FAILED, EXIT_OK, print_json
 from ermsolve.encodings import ENCODINGS, EncodingOptions, TrainingProblem
 from ermsolve.encodings.base import SYMMETRY_MODES
-from ermsolve.errors import InputError, UsageError
+from ermsolve.errors import UsageError
 from ermsolve.instance import load_instance
-from ermsolve.rational import format_decimal, format_rational, parse_rational
+from ermsolve.rational import format_decimal, format_rational
 
 DEFAULT_WIDTH = 2
 
@@ -26,15 +26,15 @@ def register_cli(subparsers) -> None:
         "recover exact rational parameters and report the exact loss.",
     )
     add_problem_arguments(solve, solvers_extra=("enumerate", "gd"))
-    solve.add_argument("--max-patterns", type=_positive_int, metavar="N",
+    solve.add_argument("--max-patterns", type=positive_int, metavar="N",
                        help="with --solver enumerate: largest number of fixed-pattern programs to solve "
                        "(default: 20000)")
-    solve.add_argument("--restarts", type=_positive_int, metavar="N",
+    solve.add_argument("--restarts", type=positive_int, metavar="N",
                        help="with --solver gd: random starts of gradient descent (default: 100)")
     solve.add_argument("--start", choices=("none", "gd"), default="none",
                        help="MIP start: none, or a short gradient-descent run whose network seeds the "
                        "MIP of its output-sign pattern (default: none)")
-    solve.add_argument("--seed", type=_non_negative_int, default=0, metavar="S",
+    solve.add_argument("--seed", type=non_negative_int, default=0, metavar="S",
                        help="with --solver gd: random seed (default: 0)")
     solve.add_argument("--out", metavar="CERT", help="write the certificate to this JSON file")
     solve.add_argument("--json", action="store_true", help="print one JSON object instead of the summary")
@@ -57,13 +57,13 @@ def add_problem_arguments(parser, solvers_extra=()) -> None:
     """Add the instance, model and solver options that every training command shares."""
     parser.add_argument("instance", metavar="INSTANCE", help="CSV file: feature columns, then the target column y")
     parser.add_argument("--model", metavar="FILE", help="architecture TOML file (default: width 2, l1 loss, box 1)")
-    parser.add_argument("--width", type=_positive_int, help="hidden units; overrides the model file")
+    parser.add_argument("--width", type=positive_int, help="hidden units; overrides the model file")
     parser.add_argument("--loss", choices=LOSSES, help="loss; overrides the model file")
-    parser.add_argument("--box", type=_exact_positive, metavar="R",
+    parser.add_argument("--box", type=exact_positive, metavar="R",
                         help="every parameter in [-R, R], exact (e.g. 2, 0.5, 7/3); overrides the model file")
     parser.add_argument("--domain", choices=DOMAINS,
                         help="box: rational parameters; fixed: multiples of 2^-p (needs --frac-bits)")
-    parser.add_argument("--frac-bits", type=_non_negative_int, metavar="P",
+    parser.add_argument("--frac-bits", type=non_negative_int, metavar="P",
                         help="fractional bits p of the fixed-point domain")
     parser.add_argument("--encoding", default="bigm", choices=sorted(ENCODINGS), help="MIP encoding (default: bigm)")
     parser.add_argument("--solver", default="scip", choices=sorted([*BACKENDS, *solvers_extra]),
@@ -71,8 +71,8 @@ def add_problem_arguments(parser, solvers_extra=()) -> None:
     parser.add_argument("--symmetry", default="solver", choices=SYMMETRY_MODES,
                         help="permutation symmetry of units: leave it to the solver (default), "
                         "order the biases of units with equal output sign, or switch symmetry handling off")
-    parser.add_argument("--time-limit", type=_positive_float, metavar="S", help="wall-clock limit in seconds")
-    parser.add_argument("--threads", type=_positive_int, default=1, metavar="N", help="solver threads (default: 1)")
+    parser.add_argument("--time-limit", type=positive_seconds, metavar="S", help="wall-clock limit in seconds")
+    parser.add_argument("--threads", type=positive_int, default=1, metavar="N", help="solver threads (default: 1)")
 
 
 def load_problem(args) -> tuple[TrainingProblem, Architecture]:
@@ -231,43 +231,3 @@ def run_verify(args) -> int:
         for problem in check.problems:
             print(f"  {problem}")
     return EXIT_OK if check.valid else EXIT_FAILED
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive finite number of seconds, got {text!r}")
-    return value
-
-
-def _exact_positive(text: str):
-    try:
-        value = parse_rational(text)
-    except InputError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value

@@ -19,7 +19,6 @@ from gmpy2 import mpq
 from ermsolve.backends import SolveOptions, get_backend
 from ermsolve.backends.base import CUTOFF, TIME_LIMIT
 from ermsolve.encodings import EncodingOptions, TrainingProblem, get_encoding, sign_patterns
-from ermsolve.errors import UsageError
 from ermsolve.rational import bit_length, format_rational
 from ermsolve.train import OBJECTIVE_TOLERANCE, TrainResult, _finish, train
 
@@ -236,8 +235,3 @@ def _signs(signs) -> str:
     if signs is None:
         return "(chosen by the MIP)"
     return "".join("+" if s > 0 else "-" for s in signs)
-
-
-def check_threshold_options(solver: str, problem: TrainingProblem) -> None:
-    if solver == "enumerate" and not problem.is_shallow:
-        raise UsageError("--solver enumerate handles one hidden layer, one output and the box domain")

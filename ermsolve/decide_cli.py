@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import argparse
-import sys
-
 from ermsolve.cli import print_json
-from ermsolve.rational import format_decimal, format_rational, parse_rational
-from ermsolve.errors import InputError
+from ermsolve.arguments import exact_rational, positive_int
+from ermsolve.rational import format_decimal, format_rational
 
 EXIT_YES, EXIT_NO, EXIT_UNKNOWN = 0, 10, 20
 EXIT_CODES = {"YES": EXIT_YES, "NO": EXIT_NO, "UNKNOWN": EXIT_UNKNOWN}
@@ -23,11 +20,11 @@ def register_cli(subparsers) -> None:
         "Exit codes: 0 YES, 10 NO, 20 UNKNOWN, 2 bad input.",
     )
     add_problem_arguments(parser, solvers_extra=("enumerate",))
-    parser.add_argument("--threshold", required=True, type=_threshold, metavar="GAMMA",
+    parser.add_argument("--threshold", required=True, type=exact_rational, metavar="GAMMA",
                         help="loss threshold, exact (e.g. 2/3, 0.25, 1e-3)")
-    parser.add_argument("--max-bits", type=_positive_int, metavar="B",
+    parser.add_argument("--max-bits", type=positive_int, metavar="B",
                         help="accept only certificates whose parameters have bit-length <= B")
-    parser.add_argument("--max-patterns", type=_positive_int, metavar="N",
+    parser.add_argument("--max-patterns", type=positive_int, metavar="N",
                         help="largest number of activation-pattern combinations the enumeration may solve")
     parser.add_argument("--no-exact-upgrade", action="store_true",
                         help="do not run the exact enumeration to confirm a floating-point NO")
@@ -86,20 +83,3 @@ def run_cli(args) -> int:
         if certificate is not None and args.out:
             print(f"certificate            {args.out}")
     return EXIT_CODES[decision.answer]
-
-
-def _threshold(text: str):
-    try:
-        return parse_rational(text)
-    except InputError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value

@@ -99,7 +99,7 @@ def min_bits(
 
 def register_cli(subparsers) -> None:
     from ermsolve.commands import add_problem_arguments
-    from ermsolve.decide_cli import _positive_int, _threshold
+    from ermsolve.arguments import exact_rational, positive_int
 
     parser = subparsers.add_parser(
         "min-bits",
@@ -109,9 +109,9 @@ def register_cli(subparsers) -> None:
     )
     add_problem_arguments(parser)
     parser.set_defaults(solver="cpsat")
-    parser.add_argument("--threshold", required=True, type=_threshold, metavar="GAMMA",
+    parser.add_argument("--threshold", required=True, type=exact_rational, metavar="GAMMA",
                         help="loss threshold, exact (e.g. 2/3, 0.25, 1e-3)")
-    parser.add_argument("--max-frac-bits", type=_positive_int, default=16, metavar="P",
+    parser.add_argument("--max-frac-bits", type=positive_int, default=16, metavar="P",
                         help="largest precision to try (default: 16)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--verbose", action="store_true", help="show progress on stderr")
