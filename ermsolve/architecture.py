@@ -7,8 +7,12 @@ Keys (all optional but `hidden` or `width`):
     hidden      list of hidden widths, for example [2]; `width = 2` is short for [2]
     activation  "relu"
     outputs     number of outputs (1)
-    loss        "l1" (sum of absolute errors), "l2" (sum of squared errors) or
-                "linf" (largest absolute error)
+    loss        "l1" (sum of absolute errors), "l2" (sum of squared errors),
+                "linf" (largest absolute error), or, for labels -1/+1,
+                "hinge" (sum of max(0, 1 - y f)) or "zero_one" (number of
+                points with y f <= 0, so a tie f = 0 is an error). The hinge
+                loss depends on the box, because the box bounds the margin
+                y f. The 0-1 loss does not (see `ermsolve.classification`).
     box         every parameter lies in [-box, box]; exact text or integer
                 such as "1/2" or 4 (default 1)
     domain      "box" (rational parameters in the box, default) or "fixed"
@@ -29,7 +33,7 @@ from gmpy2 import mpq
 from ermsolve.errors import InputError, UsageError
 from ermsolve.rational import format_rational, parse_rational
 
-LOSSES = ("l1", "l2", "linf")
+LOSSES = ("l1", "l2", "linf", "hinge", "zero_one")
 DOMAINS = ("box", "fixed")
 ACTIVATIONS = ("relu",)
 DEFAULT_BOX = mpq(1)

@@ -57,7 +57,9 @@ def parameter_bit_bounds(problem: TrainingProblem, signs, pattern) -> dict[str, 
 
     Names match `Network.parameters()`: W1[k][j], b1[k], W2[0][k], b2[0].
     """
-    if problem.architecture.loss == "l2":
+    if problem.architecture.loss in ("l2", "hinge", "zero_one"):
+        # For zero_one the program is built with S empty. Its rows are a superset of
+        # the rows of any S, so the largest-norm product bounds every S's vertices.
         vertex = vertex_bound(build_fixed_pattern_program(problem, signs, pattern))
     else:
         vertex = _linear_vertex_bound(problem, pattern)

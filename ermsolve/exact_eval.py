@@ -7,6 +7,11 @@ residuals are r_ij = f_j(x_i) - y_ij and the losses are
     l2    sum_i sum_j r_ij^2
     linf  max_i max_j |r_ij|
 
+and, for labels y_ij in {-1, +1},
+
+    hinge     sum_i sum_j max(0, 1 - y_ij f_j(x_i))
+    zero_one  #{(i, j) : y_ij f_j(x_i) <= 0}, so a tie f = 0 is an error
+
 computed in `gmpy2.mpq` with no rounding. The functions here never import a
 solver, so certificate verification can call them.
 """
@@ -17,11 +22,12 @@ from typing import Sequence
 
 from gmpy2 import mpq
 
+from ermsolve.classification import CLASSIFICATION_LOSSES, check_labels, classification_loss
 from ermsolve.errors import InputError
 from ermsolve.network import Network
 
 ZERO = mpq(0)
-LOSSES = ("l1", "l2", "linf")
+LOSSES = ("l1", "l2", "linf", *CLASSIFICATION_LOSSES)
 
 
 def residuals(network: Network, X, Y) -> list[list[mpq]]:
@@ -42,9 +48,15 @@ def residuals(network: Network, X, Y) -> list[list[mpq]]:
 
 
 def exact_loss_multi(network: Network, X, Y, loss: str) -> mpq:
-    """Return the exact loss over all points and outputs (l1 sum, l2 sum of squares, linf max)."""
+    """Return the exact loss over all points and outputs (l1 sum, l2 sum of squares, linf max, hinge, 0-1)."""
     if loss not in LOSSES:
         raise InputError(f"unknown loss {loss!r}; valid losses: {', '.join(LOSSES)}")
+    if loss in CLASSIFICATION_LOSSES:
+        check_labels(Y, loss, "targets")
+        # f_j(x_i) = r_ij + y_ij; going through `residuals` keeps its shape checks.
+        pairs = [(r + mpq(label), mpq(label)) for row, labels in zip(residuals(network, X, Y), Y)
+                 for r, label in zip(row, labels)]
+        return classification_loss([f for f, _ in pairs], [label for _, label in pairs], loss)
     values = [r for row in residuals(network, X, Y) for r in row]
     if loss == "l1":
         return sum((abs(r) for r in values), ZERO)

@@ -58,6 +58,12 @@ def evaluate_shallow(network: Network, X, Y, loss: str) -> ShallowEvaluation | N
     R = F.astype(object) * y_scale - Y_int * output_scale
     total_scale = output_scale * y_scale
 
+    if loss in ("hinge", "zero_one"):
+        value = _classification_loss(F.astype(object), Y_int, y_scale, output_scale, loss)
+        if value is None:
+            return None
+        return ShallowEvaluation(np.sign(Z).astype(np.int8), value)
+
     magnitudes = np.abs(R).ravel()
     if loss == "l1":
         value = mpq(int(sum(magnitudes)), total_scale)
@@ -68,6 +74,23 @@ def evaluate_shallow(network: Network, X, Y, loss: str) -> ShallowEvaluation | N
     else:
         return None
     return ShallowEvaluation(np.sign(Z).astype(np.int8), value)
+
+
+def _classification_loss(F, Y_int, y_scale: int, output_scale: int, loss: str) -> mpq | None:
+    """Exact hinge or 0-1 loss from the integer outputs F = f * output_scale and labels Y_int = y * y_scale.
+
+    Returns None when a label is not -1 or +1, so the caller falls back to
+    the `mpq` path, which raises `InputError` naming the label.
+    """
+    if any(abs(int(v)) != y_scale for v in Y_int.ravel()):
+        return None
+    # y f has the sign of Y_int * F, because both scales are positive.
+    products = (Y_int * F).ravel()
+    if loss == "zero_one":
+        return mpq(sum(1 for p in products if p <= 0))
+    # 1 - y f = (S - Y_int F) / S with S = output_scale * y_scale.
+    total_scale = output_scale * y_scale
+    return mpq(int(sum(max(0, total_scale - int(p)) for p in products)), total_scale)
 
 
 def _common_denominator(values) -> int:

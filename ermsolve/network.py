@@ -347,10 +347,17 @@ def exact_loss(network: Network, X, y, loss: str) -> mpq:
     """Exact training loss of a one-output network on points `X` with targets `y`.
 
     `l1` is the sum of absolute errors, `l2` the sum of squared errors and
-    `linf` the largest absolute error.
+    `linf` the largest absolute error. For labels -1/+1, `hinge` is
+    sum_i max(0, 1 - y_i f(x_i)) and `zero_one` counts the points with
+    y_i f(x_i) <= 0, ties included. Other labels raise `InputError`.
     """
     if network.layers[-1].fan_out != 1:
         raise InputError(f"loss {loss!r} needs one output, the network has {network.layers[-1].fan_out}")
+    if loss in ("hinge", "zero_one"):
+        from ermsolve.classification import check_labels, classification_loss
+
+        check_labels([(target,) for target in y], loss, "targets")
+        return classification_loss([network.forward(x)[0] for x in X], y, loss)
     residuals = [network.forward(x)[0] - target for x, target in zip(X, y)]
     if loss == "l1":
         return sum((abs(r) for r in residuals), ZERO)
@@ -358,4 +365,4 @@ def exact_loss(network: Network, X, y, loss: str) -> mpq:
         return sum((r * r for r in residuals), ZERO)
     if loss == "linf":
         return max((abs(r) for r in residuals), default=ZERO)
-    raise InputError(f"unknown loss {loss!r}; valid losses: l1, l2, linf")
+    raise InputError(f"unknown loss {loss!r}; valid losses: l1, l2, linf, hinge, zero_one")

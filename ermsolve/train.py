@@ -17,9 +17,11 @@ from gmpy2 import mpq
 
 from ermsolve.backends import SolveOptions, get_backend
 from ermsolve.backends.base import CUTOFF, OPTIMAL, TIME_LIMIT, relative_gap
+from ermsolve.classification import zero_one_margin
 from ermsolve.encodings import EncodingOptions, TrainingProblem, get_encoding, sign_patterns
 from ermsolve.errors import RationalizationError, UsageError
 from ermsolve.network import Layer, Network
+from ermsolve.rational import format_rational
 from ermsolve.rationalize import ExactSolution, rationalize
 
 log = logging.getLogger(__name__)
@@ -276,13 +278,16 @@ def _rationalize_incumbent(problem, incumbent, warnings) -> ExactSolution | None
     """
     objective, encoded, values = incumbent
     signs = encoded.output_signs(values)
-    candidates = [("activation binaries", encoded.activation_pattern(values))]
-    candidates.append(("float pre-activations", _pattern_from_values(problem, encoded, values)))
+    float_pattern = _pattern_from_values(problem, encoded, values)
+    candidates = [
+        ("activation binaries", encoded.activation_pattern(values), encoded.misclassified_points(values)),
+        ("float pre-activations", float_pattern, _misclassified_from_values(problem, encoded, values, float_pattern)),
+    ]
 
     errors = []
-    for source, pattern in candidates:
+    for source, pattern, misclassified in candidates:
         try:
-            solution = rationalize(problem, signs, pattern)
+            solution = rationalize(problem, signs, pattern, misclassified)
         except RationalizationError as error:
             errors.append(f"{source}: {error}")
             log.warning("exact recovery from the pattern of the %s failed: %s", source, error)
@@ -293,6 +298,25 @@ def _rationalize_incumbent(problem, incumbent, warnings) -> ExactSolution | None
 
     warnings.append("exact recovery failed: " + "; ".join(errors))
     return None
+
+
+def _misclassified_from_values(problem, encoded, values, pattern) -> tuple[int, ...]:
+    """Return, for the 0-1 loss, the points whose float margin y_i f_i is below half the MIP margin mu."""
+    if problem.architecture.loss != "zero_one":
+        return ()
+    signs = encoded.output_signs(values)
+    weights = [[values[v] for v in row] for row in encoded.weights]
+    biases = [values[v] for v in encoded.biases]
+    threshold = float(zero_one_margin(problem.architecture.box)) / 2
+    misclassified = []
+    for i, (x, label) in enumerate(zip(problem.instance.X_float, problem.instance.y_float)):
+        output = values[encoded.output_bias] + sum(
+            sign * active * (sum(w * xj for w, xj in zip(row, x)) + bias)
+            for sign, active, row, bias in zip(signs, pattern[i], weights, biases)
+        )
+        if label * output < threshold:
+            misclassified.append(i)
+    return tuple(misclassified)
 
 
 def _pattern_from_values(problem, encoded, values):
@@ -338,6 +362,18 @@ def _state_basis(result: TrainResult, problem) -> None:
 
     patterns = len(result.runs)
     exact_step = f"fixed-pattern {'QP' if problem.architecture.loss == 'l2' else 'LP'} solved exactly ({solution.method})"
+    if problem.architecture.loss == "zero_one":
+        exact_step = f"maximum-margin LP of the pattern solved exactly ({solution.method})"
+        if result.status == "optimal":
+            # The MIP's fixed margin mu makes its optimum an upper bound only; see ermsolve.classification.
+            margin = format_rational(zero_one_margin(problem.architecture.box))
+            result.status = "unproven"
+            result.basis = (
+                f"{result.solver} proved that no network in the box has fewer errors when every correctly "
+                f"classified point needs margin y f >= {margin}; a network with smaller margins could have "
+                f"fewer errors, so 0-1 optimality is not proven; {exact_step}"
+            )
+            return
     if result.status == "optimal":
         if result.dual_bound is not None and exact > result.dual_bound + tolerance:
             result.status = "unproven"

@@ -31,6 +31,7 @@ SHIPPED = {
     "planted_d3_w3_n30.csv": (30, 3, "sha256:19f5e641f2c76c1e05acd0d45d6935ddef583dd87d7c358f5fbd631541181cff"),
     "multi_output_hinge_pair_5.csv": (5, 1, "sha256:bb6d3df9a9db89b735055d8e11e66a221b3592fdea075c91f0feed13e2063ba6"),
     "multi_output_repeated_4.csv": (4, 1, "sha256:7a53a88ef94913253930763cb7cfb7f6bf0526d7d6eceac48a055aa06aba13b4"),
+    "xor_labels.csv": (4, 2, "sha256:87621221441f1d11d196d2bae72facb3ce045b75d476f25eb2b1679fb8a13a5e"),
 }
 
 # Planted file stem: the `planted_instance` arguments that produced it.

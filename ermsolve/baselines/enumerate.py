@@ -13,7 +13,10 @@ the fixed-pattern LP or QP of `ermsolve.rationalize`, which is solved exactly
 over the rationals. The global optimum is the minimum over every sign pattern
 and every combination of per-unit activation patterns that some network can
 have. This module enumerates those combinations and keeps the best exact
-optimum. It shares only the exact fixed-pattern solve and the certificate with
+optimum. For the 0-1 loss, each combination is paired with every set S of
+allowed errors, smallest first, and the exact maximum-margin LP decides
+whether the other points can be separated strictly. This costs up to 2^n
+LPs per combination. It shares only the exact fixed-pattern solve and the certificate with
 the MIP path.
 
 Which unit patterns suffice. Each point x_i gives a hyperplane
@@ -73,7 +76,7 @@ from ermsolve import __version__
 from ermsolve.backends.base import CUTOFF, OPTIMAL, TIME_LIMIT, relative_gap
 from ermsolve.encodings.base import TrainingProblem, sign_patterns
 from ermsolve.errors import RationalizationError, UsageError
-from ermsolve.rationalize import rationalize
+from ermsolve.rationalize import PatternInfeasibleError, rationalize, rationalize_zero_one_search
 from ermsolve.train import SignRun, TrainResult
 
 log = logging.getLogger(__name__)
@@ -246,7 +249,15 @@ class _Search:
         pattern = [[self.patterns[unit][i] for unit in units] for i in range(self.problem.instance.n)]
         solve_started = time.monotonic()
         try:
-            solution = rationalize(self.problem, signs, pattern)
+            if self.problem.architecture.loss == "zero_one":
+                below = None if self.best is None else int(self.best.loss)
+                try:
+                    solution = rationalize_zero_one_search(self.problem, signs, pattern, below)
+                except PatternInfeasibleError:
+                    # No set of fewer errors than the incumbent's works with this pattern.
+                    return None
+            else:
+                solution = rationalize(self.problem, signs, pattern)
         except RationalizationError as error:
             # Every chamber combination is feasible, so this is a failure of the
             # exact solve, and the optimality claim must be dropped.

@@ -36,6 +36,7 @@ import numpy as np
 from gmpy2 import mpq
 
 from ermsolve import __version__
+from ermsolve.classification import is_classification
 from ermsolve.encodings.base import TrainingProblem
 from ermsolve.errors import RationalizationError, UsageError
 from ermsolve.network import Layer, Network, exact_loss
@@ -97,6 +98,10 @@ def gradient_descent(problem: TrainingProblem, *, restarts: int = DEFAULT_RESTAR
                      time_limit: float | None = None) -> GradientDescentRun:
     """Run projected Adam on all restarts at once and return the best float network."""
     problem.require_shallow("gradient descent")
+    if is_classification(problem.architecture.loss):
+        raise UsageError(
+            f"gradient descent supports the l1, l2 and linf losses, not {problem.architecture.loss}"
+        )
     _check_options(restarts, steps, learning_rate, seed, time_limit)
     started = time.monotonic()
     X, y = problem.instance.X_float, problem.instance.y_float

@@ -15,6 +15,11 @@ Nothing is lost: every (v, w, b) in the box maps to some (s, w', b') with
 (s R, w' / R, b' / R), again in the box. The two sets of functions are equal,
 so the optimum is the same. A unit with v_k = 0 becomes w'_k = b'_k = 0 with
 either sign.
+
+The normalised form is positively homogeneous in (w', b', c), but the box
+only allows scaling down. So the hinge loss, whose margin is fixed at 1,
+depends on R, while the 0-1 loss does not; `ermsolve.classification` gives
+the argument and how the 0-1 encoding handles the strict inequality y f > 0.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from dataclasses import dataclass, field
 from gmpy2 import mpq
 
 from ermsolve.architecture import Architecture
+from ermsolve.classification import check_labels, is_classification
 from ermsolve.errors import UsageError
 from ermsolve.instance import Instance
 from ermsolve.model import MipModel
@@ -45,6 +51,11 @@ class TrainingProblem:
                 f"the model has {self.architecture.outputs} outputs but instance "
                 f"{self.instance.name!r} has {self.instance.outputs} target columns"
             )
+        loss = self.architecture.loss
+        if is_classification(loss):
+            check_labels(self.instance.Y, loss, f"instance {self.instance.name!r}")
+            # The MIP encodings and the exact recovery of these losses exist for the shallow path only.
+            self.require_shallow(f"the {loss} loss")
 
     @property
     def is_shallow(self) -> bool:
@@ -115,6 +126,14 @@ class EncodedModel:
     fixed_activation: list[list[int | None]] = field(default_factory=list)
     # Binaries of the output signs (1 = +1) when the encoding chooses them instead of fixing them.
     sign_variables: list[int] | None = None
+    # Binaries m_i of the 0-1 loss (1 = point i may be misclassified); None for other losses.
+    misclassification: list[int] | None = None
+
+    def misclassified_points(self, values: list[float]) -> tuple[int, ...]:
+        """Return the points whose 0-1 binary m_i is set in a solution."""
+        if self.misclassification is None:
+            return ()
+        return tuple(i for i, m in enumerate(self.misclassification) if values[m] > 0.5)
 
     def output_signs(self, values: list[float]) -> tuple[int, ...]:
         if self.sign_variables is None:

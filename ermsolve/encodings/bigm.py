@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from gmpy2 import mpq
 
+from ermsolve.classification import zero_one_margin
 from ermsolve.encodings.base import EncodedModel, EncodingOptions, TrainingProblem
 from ermsolve.model import MipModel, add_terms
 
@@ -27,7 +28,14 @@ class BigMEncoding:
 
     - l1: min sum_i e_i with e_i >= +-(f_i - y_i);
     - linf: min t with t >= +-(f_i - y_i);
-    - l2: min sum_i (f_i - y_i)^2, a convex quadratic objective.
+    - l2: min sum_i (f_i - y_i)^2, a convex quadratic objective;
+    - hinge: min sum_i e_i with e_i >= 0, e_i >= 1 - y_i f_i;
+    - zero_one: min sum_i m_i over binaries m_i with
+      y_i f_i >= mu - M_i m_i, where M_i = mu + K U_i + R bounds mu - y_i f_i.
+      m_i = 0 demands the margin mu > 0 of `zero_one_margin`, so every point
+      with m_i = 0 is strictly correct. The optimum is an upper bound on the
+      0-1 optimum, and equals it when some optimal classifier reaches margin
+      mu in the box (see `ermsolve.classification`).
 
     Valid for any finite bounds that every optimal network satisfies; the
     interval bounds of `TrainingProblem.interval_bounds` satisfy that on the
@@ -98,8 +106,9 @@ class BigMEncoding:
                 if signs[k] == signs[k + 1]:
                     model.add_linear(f"bias_order[{k}]", {biases[k]: mpq(1), biases[k + 1]: mpq(-1)}, lo=0)
 
-        _add_loss(model, problem, outputs)
-        return EncodedModel(model, tuple(signs), weights, biases, output_bias, activation, fixed)
+        misclassification = _add_loss(model, problem, outputs)
+        return EncodedModel(model, tuple(signs), weights, biases, output_bias, activation, fixed,
+                            misclassification=misclassification)
 
     def add_relu(self, model: MipModel, i: int, k: int, pre_activation: dict, lower: mpq, upper: mpq):
         """Add h = relu(z) for a unit whose sign is open on point i; return (h, activation binary)."""
@@ -118,10 +127,20 @@ class BigMEncoding:
         return h, a
 
 
-def _add_loss(model: MipModel, problem: TrainingProblem, outputs: list[dict]) -> None:
-    """Add the loss of residuals f_i - y_i as the objective."""
+def _add_loss(model: MipModel, problem: TrainingProblem, outputs: list[dict]) -> list[int] | None:
+    """Add the loss of the outputs f_i as the objective; return the 0-1 loss's binaries m_i, else None."""
     loss = problem.architecture.loss
     targets = problem.instance.y
+
+    if loss == "hinge":
+        for i, (output, label) in enumerate(zip(outputs, targets)):
+            error = model.add_variable(f"e[{i}]", 0, None)
+            model.objective.linear[error] = mpq(1)
+            # e_i + y_i f_i >= 1
+            model.add_linear(f"hinge[{i}]", add_terms({error: mpq(1)}, output, label), lo=1)
+        return None
+    if loss == "zero_one":
+        return _add_zero_one(model, problem, outputs)
 
     if loss == "l2":
         for output, target in zip(outputs, targets):
@@ -138,3 +157,18 @@ def _add_loss(model: MipModel, problem: TrainingProblem, outputs: list[dict]) ->
         # error >= f_i - y_i and error >= y_i - f_i
         model.add_linear(f"error_above[{i}]", add_terms({error: mpq(1)}, output, -1), lo=-target)
         model.add_linear(f"error_below[{i}]", add_terms({error: mpq(1)}, output, 1), lo=target)
+    return None
+
+
+def _add_zero_one(model: MipModel, problem: TrainingProblem, outputs: list[dict]) -> list[int]:
+    """Add binaries m_i with y_i f_i + M_i m_i >= mu and minimise their sum."""
+    margin = zero_one_margin(problem.architecture.box)
+    misclassified = []
+    # The interval bounds hold on the whole box, so M_i is valid whatever bounds the encoding used.
+    for i, (output, label, (_, upper)) in enumerate(zip(outputs, problem.instance.y, problem.interval_bounds())):
+        big_m = margin + problem.width * upper + problem.output_box
+        m = model.add_variable(f"m[{i}]", 0, 1, "binary")
+        model.objective.linear[m] = mpq(1)
+        model.add_linear(f"margin[{i}]", add_terms({m: big_m}, output, label), lo=margin)
+        misclassified.append(m)
+    return misclassified

@@ -10,7 +10,9 @@ from dataclasses import dataclass
 import numpy as np
 from gmpy2 import mpq
 
+from ermsolve.classification import is_classification
 from ermsolve.encodings.base import EncodedModel, EncodingOptions, TrainingProblem
+from ermsolve.errors import UsageError
 from ermsolve.encodings.bigm import BigMEncoding
 
 log = logging.getLogger(__name__)
@@ -111,6 +113,12 @@ class ObbtBigMEncoding(BigMEncoding):
         bounds: list[list[tuple[mpq, mpq]]] | None = None,
     ) -> EncodedModel:
         """Tighten the bounds for output signs `signs`, then build the big-M MIP with them."""
+        if is_classification(problem.architecture.loss):
+            # The loss cutoff of the relaxation and the heuristic bound are written for l1, l2 and linf.
+            raise UsageError(
+                f"the {self.name} encoding supports the l1, l2 and linf losses, not "
+                f"{problem.architecture.loss}; use --encoding bigm"
+            )
         problem.require_shallow(f"the {self.name} encoding")
         options = options or EncodingOptions()
         started = time.monotonic()

@@ -126,8 +126,9 @@ class SignBinariesEncoding(BigMEncoding):
                     )
 
         # Objective: the loss of the outputs.
-        _add_loss(model, problem, outputs)
+        misclassification = _add_loss(model, problem, outputs)
         return EncodedModel(model, None, weights, biases, output_bias, activation, fixed,
+                            misclassification=misclassification,
                             sign_variables=sign_variables)
 
     def _add_signed_product(self, model, i: int, k: int, h: int, sign: int, upper: mpq) -> int:
