@@ -67,7 +67,7 @@ def build_certificate(instance: Instance, architecture: Architecture, result) ->
             "parameters": parameter_bits,
             "bound_method": bound_method,
             "bounds": bounds,
-            "max_ratio": _max_ratio(parameter_bits, bounds),
+            "max_ratio": _max_ratio(parameter_bits, bounds, architecture),
         },
         "solver": {
             "name": result.solver,
@@ -111,10 +111,21 @@ def _parameter_names(d: int, architecture) -> list[str]:
     return names
 
 
-def _max_ratio(bits: dict, bounds: dict | None) -> float | None:
+def _max_ratio(bits: dict, bounds: dict | None, architecture) -> float | None:
+    """Largest bits / bound over the parameters the bound constrains.
+
+    In the one-hidden-layer box form the output weights are +-R by
+    construction, so their ratio is always 1; they are left out.
+    """
     if not bounds:
         return None
-    return max(bits[name] / bounds[name] for name in bits if name in bounds)
+    shallow_box = architecture.depth == 1 and architecture.outputs == 1 and architecture.domain == "box"
+    ratios = [
+        bits[name] / bounds[name]
+        for name in bits
+        if name in bounds and not (shallow_box and name.startswith("W2["))
+    ]
+    return max(ratios, default=None)
 
 
 def network_to_json(network: Network) -> dict:
@@ -154,7 +165,19 @@ def pattern_to_json(pattern: list[list[int]]) -> list[str]:
 
 
 def write_certificate(certificate: dict, path: str | Path) -> None:
-    Path(path).write_text(json.dumps(certificate, indent=2) + "\n", encoding="utf-8")
+    try:
+        Path(path).write_text(json.dumps(certificate, indent=2) + "\n", encoding="utf-8")
+    except OSError as error:
+        raise InputError(f"cannot write the certificate to {path}: {error.strerror}") from None
+
+
+def check_writable(path: str | Path, what: str = "certificate") -> None:
+    """Raise `InputError` before any solving when `path` cannot be written."""
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"--out {path} is a folder; give a file name such as {path / (what + '.json')}")
+    if not path.parent.is_dir():
+        raise InputError(f"--out {path}: folder {path.parent} not found; create it or choose another path")
 
 
 def read_certificate(path: str | Path) -> dict:
@@ -237,6 +260,11 @@ def verify_certificate(certificate: dict, instance: Instance) -> Verification:
         problems.append(
             f"loss differs: certificate states {format_rational(stated_loss)}, "
             f"the exact recomputation gives {format_rational(check.loss)}"
+        )
+    elif certificate.get("loss", {}).get("decimal") != format_decimal(check.loss):
+        problems.append(
+            f"loss decimal {certificate.get('loss', {}).get('decimal')!r} is not the rounding "
+            f"{format_decimal(check.loss)!r} of the exact loss"
         )
 
     _check_bits(certificate, network, check)
@@ -343,4 +371,4 @@ def _check_bit_bounds(certificate, network, instance, architecture, check: Verif
     over = [f"{name} ({bits[name]} > {bounds[name]})" for name in bits if bits[name] > bounds.get(name, 0)]
     if over:
         check.problems.append(f"bit-length above the theoretical bound for {', '.join(over[:5])}")
-    check.max_bound_ratio = _max_ratio(bits, bounds)
+    check.max_bound_ratio = _max_ratio(bits, bounds, architecture)

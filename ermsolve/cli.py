@@ -59,13 +59,20 @@ def main(argv=None) -> int:
     try:
         return args.handler(args)
     except (InputError, UsageError) as error:
-        print(f"ermsolve: error: {error}", file=sys.stderr)
+        _report_error(args, error)
         return EXIT_USAGE
     except ErmsolveError as error:
-        print(f"ermsolve: error: {error}", file=sys.stderr)
+        _report_error(args, error)
         return EXIT_FAILED
     except BrokenPipeError:
         return EXIT_FAILED
+
+
+def _report_error(args, error) -> None:
+    """Print the error on stderr and, with --json, as a JSON object on stdout for scripts."""
+    print(f"ermsolve: error: {error}", file=sys.stderr)
+    if getattr(args, "json", False):
+        print_json({"status": "error", "error": str(error)})
 
 
 def print_json(data) -> None:

@@ -91,11 +91,13 @@ def load_problem(args) -> tuple[TrainingProblem, Architecture]:
 
 
 def run_solve(args) -> int:
-    from ermsolve.certificate import build_certificate, write_certificate
+    from ermsolve.certificate import build_certificate, check_writable, write_certificate
     from ermsolve.train import train
 
     problem, architecture = load_problem(args)
     _check_solver_options(args)
+    if args.out:
+        check_writable(args.out)
     if args.solver == "enumerate":
         from ermsolve.baselines.enumerate import DEFAULT_LIMIT, solve_by_enumeration
 
@@ -179,9 +181,14 @@ def _print_summary(problem, architecture, result, out) -> None:
           f"loss {architecture.loss}, box {box}")
     print(f"status       {result.status}: {result.basis}")
     if solution is not None:
-        print(f"loss         {format_rational(solution.loss)} = {format_decimal(solution.loss)} (exact)")
-    print(f"dual bound   {_float_text(result.dual_bound)}")
-    print(f"gap          {'infinite' if result.gap is None else f'{100 * result.gap:.4g}%'}")
+        print(f"loss         {format_rational(solution.loss)} (exact) ~ {format_decimal(solution.loss)}")
+    print(f"dual bound   {_float_text(result.dual_bound)} (from the solver, floating-point)")
+    print(f"gap          {'infinite' if result.gap is None else f'{100 * result.gap:.4g}%'} "
+          "(the solver's relative gap)")
+    if solution is not None and result.dual_bound is not None and float(solution.loss) > result.dual_bound:
+        excess = float(solution.loss) - result.dual_bound
+        print(f"             the exact loss exceeds the dual bound by {excess:.3g}, "
+              "inside the solver's tolerances")
     print(f"time         {result.time_s:.2f} s (solve {result.solve_time_s:.2f} s, "
           f"exact recovery {result.rationalize_time_s:.2f} s)")
     print(f"nodes        {result.nodes}")
@@ -213,6 +220,7 @@ def run_verify(args) -> int:
     if args.json:
         print_json({
             "valid": check.valid,
+            "optimality_claim_checked": False,
             "problems": check.problems,
             "loss": None if check.loss is None else format_rational(check.loss),
             "max_bits": check.max_bits,
@@ -221,11 +229,14 @@ def run_verify(args) -> int:
         })
     elif check.valid:
         print("valid")
-        print(f"loss {format_rational(check.loss)} = {format_decimal(check.loss)} recomputed exactly; "
+        print(f"loss {format_rational(check.loss)} ~ {format_decimal(check.loss)} recomputed exactly; "
               f"max bit-length {check.max_bits}")
         if check.max_bound_ratio is not None:
             print(f"every parameter within its theoretical bit-length bound "
                   f"(largest ratio {check.max_bound_ratio:.3f}; {check.bound_method})")
+        claim = certificate.get("optimality", {})
+        print(f"not re-checked: the optimality claim {claim.get('status')!r}, which rests on: "
+              f"{claim.get('basis')}")
     else:
         print("invalid")
         for problem in check.problems:

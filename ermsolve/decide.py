@@ -111,6 +111,7 @@ def _decide_by_mip(problem, threshold, solver, encoding, time_limit, threads, ve
                                started, time.monotonic() - started, time_limit, threads)
             # Solved under a cutoff for one sign pattern: the network is feasible, not proven optimal.
             finished.status = "feasible"
+            finished.dual_bound, finished.gap = result.dual_bound, None
             finished.basis = "found while deciding a threshold; no optimality claim"
             solution = finished.solution
             if solution is not None and (best is None or solution.loss < best.solution.loss):

@@ -97,6 +97,14 @@ def min_bits(
     return result
 
 
+def _basis_text(basis, solver: str) -> str:
+    if basis == "exact":
+        return "exact: " + ("CP-SAT integer proof" if solver == "cpsat" else "exact arithmetic")
+    if basis == "floating-point":
+        return f"floating-point: {solver}'s dual bound"
+    return "undecided"
+
+
 def register_cli(subparsers) -> None:
     from ermsolve.commands import add_problem_arguments
     from ermsolve.arguments import exact_rational, positive_int
@@ -108,7 +116,11 @@ def register_cli(subparsers) -> None:
         "step, then compare with the bits of the exact box-domain optimum.",
     )
     add_problem_arguments(parser)
+    # CP-SAT's integer search gives exact answers on the fixed-point grids, so it is the default here.
     parser.set_defaults(solver="cpsat")
+    for action in parser._actions:
+        if action.dest == "solver":
+            action.help = "solver of the fixed-point models (default: cpsat, exact integer search)"
     parser.add_argument("--threshold", required=True, type=exact_rational, metavar="GAMMA",
                         help="loss threshold, exact (e.g. 2/3, 0.25, 1e-3)")
     parser.add_argument("--max-frac-bits", type=positive_int, default=16, metavar="P",
@@ -144,9 +156,9 @@ def run_cli(args) -> int:
         for s in result.steps:
             loss = "none" if s.loss is None else format_rational(s.loss)
             print(f"p = {s.frac_bits:2d}  {s.answer:7s} best loss {loss:>14s}  max bits {s.max_bits}  "
-                  f"{s.time_s:.2f} s  ({s.basis})")
+                  f"{s.time_s:.2f} s  ({_basis_text(s.basis, args.solver)})")
         if result.box_loss is not None:
-            print(f"box domain: loss {format_rational(result.box_loss)} ({result.box_status}), "
-                  f"max bits {result.box_max_bits}")
+            print(f"box domain: loss {format_rational(result.box_loss)} ({result.box_status}, SCIP "
+                  f"floating-point branch and bound, loss exact), max bits {result.box_max_bits}")
         print(f"min precision: {'none' if result.frac_bits is None else result.frac_bits}; {result.reason}")
     return EXIT_OK if result.frac_bits is not None else EXIT_FAILED

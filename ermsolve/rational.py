@@ -100,10 +100,17 @@ def format_decimal(value, digits: int = 12) -> str:
 
 
 def parse_fraction_field(text, where: str) -> mpq:
-    """Parse a `p/q` field of a certificate, naming `where` in the error."""
+    """Parse a `p/q` field of a certificate, naming `where` in the error.
+
+    Only the canonical form is accepted: lowest terms, q >= 1, and "/1" for
+    integers, so each value has exactly one spelling.
+    """
     if not isinstance(text, str):
         raise InputError(f"{where}: expected a string like \"3/4\", got {text!r}")
     try:
-        return parse_rational(text)
+        value = parse_rational(text)
     except InputError as error:
         raise InputError(f"{where}: {error}") from None
+    if text != format_rational(value):
+        raise InputError(f"{where}: {text!r} is not in lowest terms p/q; write {format_rational(value)!r}")
+    return value

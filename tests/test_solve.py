@@ -270,3 +270,40 @@ def test_unknown_start_rejected():
     problem = TrainingProblem(_instance([(0, 0), (1, 1)]), Architecture(hidden=(1,)))
     with pytest.raises(UsageError, match="valid starts: none, gd"):
         train(problem, start="lbfgs")
+
+
+def test_non_lowest_terms_rejected(iris_certificate):
+    instance, certificate = iris_certificate
+    tampered = json.loads(json.dumps(certificate))
+    value = parse_rational(tampered["network"]["layers"][0]["W"][0][0])
+    tampered["network"]["layers"][0]["W"][0][0] = f"{2 * value.numerator}/{2 * value.denominator}"
+    check = verify_certificate(tampered, instance)
+    assert not check.valid
+    assert "not in lowest terms" in check.problems[0]
+
+
+def test_wrong_loss_decimal_rejected(iris_certificate):
+    instance, certificate = iris_certificate
+    tampered = json.loads(json.dumps(certificate))
+    tampered["loss"]["decimal"] = "0.1"
+    check = verify_certificate(tampered, instance)
+    assert any("loss decimal" in problem for problem in check.problems)
+
+
+@pytest.mark.parametrize("out", ["missing-folder/cert.json", "."])
+def test_unwritable_out_exits_2_before_solving(tmp_path, capsys, out):
+    target = str(tmp_path / out)
+    code = main(["solve", str(INSTANCES / "xor.csv"), "--out", target, "--json"])
+    captured = capsys.readouterr()
+    assert code == 2
+    assert json.loads(captured.out) == {"status": "error", "error": captured.err.strip().removeprefix("ermsolve: error: ")}
+    assert "--out" in captured.err
+
+
+def test_verify_states_unchecked_claim(tmp_path, capsys):
+    cert = tmp_path / "cert.json"
+    instance = str(INSTANCES / "xor.csv")
+    assert main(["solve", instance, "--out", str(cert)]) == 0
+    capsys.readouterr()
+    assert main(["verify", str(cert), instance]) == 0
+    assert "not re-checked: the optimality claim 'optimal'" in capsys.readouterr().out

@@ -167,8 +167,10 @@ def _markdown(rows, multi_output, args, command) -> str:
         "",
         "Columns:",
         "",
-        f"- **Exact optimum**: `ermsolve.train.train` (SCIP, one thread, time limit {args.mip_time_limit:g} s "
-        "per instance), exact loss of the recovered rational network. Only status `optimal` counts.",
+        f"- **Optimum**: `ermsolve.train.train` (SCIP, one thread, time limit {args.mip_time_limit:g} s "
+        "per instance), exact loss of the recovered rational network; optimality rests on SCIP's "
+        "floating-point branch and bound (gap 0 within its tolerances), and where the enumeration "
+        "column has a value, on exact enumeration too. Only status `optimal` counts.",
         "- **Enumeration**: `ermsolve.baselines.enumerate.solve_by_enumeration`, which solves the exact "
         "fixed-pattern program of every realisable activation-pattern combination without a MIP. "
         f"It runs when it needs at most {args.enumeration_limit} programs. The column gives its loss "
@@ -181,7 +183,7 @@ def _markdown(rows, multi_output, args, command) -> str:
         "output signs of GD's best network, which is never worse than GD's own network.",
         "- **Ratio** is GD best divided by the exact optimum; with an optimum of 0 the ratio is undefined.",
         "",
-        "| Instance | n | d | Exact optimum (MIP) | MIP time | Enumeration | GD best | GD median "
+        "| Instance | n | d | Optimum (MIP; loss exact, proof floating-point) | MIP time | Enumeration | GD best | GD median "
         "| GD pattern, exact | Ratio GD best / optimum |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
