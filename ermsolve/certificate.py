@@ -28,6 +28,8 @@ from ermsolve.errors import InputError
 from ermsolve.instance import Instance
 from ermsolve.exact_eval import exact_loss_multi
 from ermsolve.fast_eval import evaluate_shallow
+from ermsolve.fixed_pattern import build_fixed_pattern_program
+from ermsolve.kkt import MAX_PROOF_POINTS, kkt_problems, multipliers_to_json, normalised_point
 from ermsolve.network import Layer, Network
 from ermsolve.rational import bit_length, format_decimal, format_rational, parse_fraction_field
 
@@ -84,7 +86,21 @@ def build_certificate(instance: Instance, architecture: Architecture, result) ->
         },
         "optimality": {"status": result.status, "basis": result.basis},
         "rationalization": {"method": solution.method, "certified": solution.certified},
+        "fixed_pattern_proof": _fixed_pattern_proof(instance, architecture, solution),
         "warnings": list(result.warnings),
+    }
+
+
+def _fixed_pattern_proof(instance, architecture, solution) -> dict | None:
+    """Exact KKT multipliers proving the network optimal for its pattern, where they exist."""
+    if solution.duals is None or architecture.domain != "box" or instance.n > MAX_PROOF_POINTS:
+        return None
+    if architecture.depth != 1 or architecture.outputs != 1:
+        return None
+    return {
+        "claim": "optimal among networks in the box with this activation pattern and these output signs",
+        "conditions": "KKT of the fixed-pattern program (see docs/certificate.md)",
+        "multipliers": multipliers_to_json(solution.duals),
     }
 
 
@@ -208,6 +224,8 @@ class Verification:
     # Largest ratio of a parameter's bit-length to its theoretical bound.
     max_bound_ratio: float | None = None
     bound_method: str | None = None
+    # True when the fixed-pattern KKT proof was present and checked, None when absent.
+    pattern_optimal: bool | None = None
 
     @property
     def valid(self) -> bool:
@@ -269,7 +287,27 @@ def verify_certificate(certificate: dict, instance: Instance) -> Verification:
 
     _check_bits(certificate, network, check)
     _check_bit_bounds(certificate, network, instance, architecture, check)
+    _check_fixed_pattern_proof(certificate, network, instance, architecture, check)
     return check
+
+
+def _check_fixed_pattern_proof(certificate, network, instance, architecture, check: Verification) -> None:
+    """Check the exact KKT multipliers of the fixed-pattern program, when the certificate has them."""
+    proof = certificate.get("fixed_pattern_proof")
+    if proof is None or check.problems:
+        return
+    if not isinstance(proof, dict) or not isinstance(proof.get("multipliers"), dict):
+        check.problems.append("fixed_pattern_proof must be an object with 'multipliers'")
+        return
+    signs = certificate["output_signs"]
+    rows = certificate["activation_pattern"]
+    pattern = [[int(row[i]) for row in rows] for i in range(instance.n)]
+    program = build_fixed_pattern_program(TrainingProblem(instance, architecture), signs, pattern)
+    point = normalised_point(program, network, signs, instance)
+    failures = kkt_problems(program, point, proof["multipliers"])
+    check.pattern_optimal = not failures
+    if failures:
+        check.problems.append("the fixed-pattern optimality proof fails: " + "; ".join(failures[:3]))
 
 
 def _check_shape(network, architecture, instance, problems) -> None:

@@ -37,6 +37,9 @@ class ExactSolution:
     loss: mpq
     method: str
     certified: bool
+    # Exact KKT multipliers of the fixed-pattern program that prove this network optimal for
+    # its pattern and output signs; None where no such proof exists (0-1 loss, other paths).
+    duals: dict | None = None
 
 
 def rationalize(problem: TrainingProblem, signs, pattern: list[list[int]], misclassified=()) -> ExactSolution:
@@ -100,7 +103,8 @@ def rationalize(problem: TrainingProblem, signs, pattern: list[list[int]], miscl
             f"optimum {result.objective}"
         )
     log.debug("fixed pattern solved by %s, exact loss %s", result.method, loss_value)
-    return ExactSolution(network, tuple(signs), pattern, loss_value, result.method, result.certified)
+    duals = None if loss == "zero_one" else result.duals
+    return ExactSolution(network, tuple(signs), pattern, loss_value, result.method, result.certified, duals)
 
 
 def rationalize_zero_one_search(problem: TrainingProblem, signs, pattern, below: int | None = None) -> ExactSolution:

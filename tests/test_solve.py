@@ -307,3 +307,36 @@ def test_verify_states_unchecked_claim(tmp_path, capsys):
     capsys.readouterr()
     assert main(["verify", str(cert), instance]) == 0
     assert "not re-checked: the optimality claim 'optimal'" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("loss", ["l1", "l2", "linf"])
+def test_fixed_pattern_proof_checks(loss):
+    from ermsolve.architecture import load_architecture
+
+    instance = load_instance(INSTANCES / "iris_petal_12.csv")
+    architecture = load_architecture(MODELS / "relu2_l1.toml").with_overrides(loss=loss)
+    result = train(TrainingProblem(instance, architecture), time_limit=60)
+    certificate = build_certificate(instance, architecture, result)
+    assert certificate["fixed_pattern_proof"]["multipliers"]["ub"]
+    assert verify_certificate(certificate, instance).pattern_optimal is True
+
+
+def test_fixed_pattern_proof_tampering(iris_certificate):
+    instance, certificate = iris_certificate
+    tampered = json.loads(json.dumps(certificate))
+    multipliers = tampered["fixed_pattern_proof"]["multipliers"]["ub"]
+    index = next(iter(multipliers))
+    value = parse_rational(multipliers[index]) * 2
+    multipliers[index] = f"{value.numerator}/{value.denominator}"
+    check = verify_certificate(tampered, instance)
+    assert check.pattern_optimal is False
+    assert "fixed-pattern optimality proof fails" in check.problems[0]
+
+
+def test_certificate_without_proof_still_verifies(iris_certificate):
+    instance, certificate = iris_certificate
+    tampered = json.loads(json.dumps(certificate))
+    tampered["fixed_pattern_proof"] = None
+    check = verify_certificate(tampered, instance)
+    assert check.valid
+    assert check.pattern_optimal is None
