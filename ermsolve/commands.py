@@ -31,9 +31,9 @@ def register_cli(subparsers) -> None:
                        "(default: 20000)")
     solve.add_argument("--restarts", type=positive_int, metavar="N",
                        help="with --solver gd: random starts of gradient descent (default: 100)")
-    solve.add_argument("--start", choices=("none", "gd"), default="none",
-                       help="MIP start: none, or a short gradient-descent run whose network seeds the "
-                       "MIP of its output-sign pattern (default: none)")
+    solve.add_argument("--start", choices=("none", "gd"), default=None,
+                       help="MIP start: a short gradient-descent run whose network seeds the MIP of its "
+                       "output-sign pattern (gd, the default for MIP solvers), or none")
     solve.add_argument("--seed", type=non_negative_int, default=0, metavar="S",
                        help="with --solver gd: random seed (default: 0)")
     solve.add_argument("--out", metavar="CERT", help="write the certificate to this JSON file")
@@ -119,7 +119,7 @@ def run_solve(args) -> int:
             threads=args.threads,
             verbose=args.verbose,
             encoding_options=EncodingOptions(symmetry=args.symmetry),
-            start=args.start,
+            start=args.start or _default_start(problem),
         )
 
     certificate = None
@@ -138,13 +138,24 @@ def run_solve(args) -> int:
     return EXIT_OK if result.solution is not None else EXIT_FAILED
 
 
+def _default_start(problem) -> str:
+    """Gradient descent seeds the MIP where it applies: one hidden layer, box domain, regression loss.
+
+    Measured on the shipped instances it cut nodes and time by up to 30x and never hurt
+    noticeably (docs/benchmarks.md).
+    """
+    if problem.is_shallow and problem.architecture.loss in ("l1", "l2", "linf"):
+        return "gd"
+    return "none"
+
+
 def _check_solver_options(args) -> None:
     """Reject options that the chosen solver would silently ignore."""
     if args.max_patterns is not None and args.solver != "enumerate":
         raise UsageError("--max-patterns applies only to --solver enumerate")
     if (args.restarts is not None or args.seed != 0) and args.solver != "gd":
         raise UsageError("--restarts and --seed apply only to --solver gd")
-    if args.solver in ("enumerate", "gd") and args.start != "none":
+    if args.solver in ("enumerate", "gd") and args.start is not None:
         raise UsageError(f"--start applies to MIP solvers, not to --solver {args.solver}")
     if args.solver in ("enumerate", "gd") and args.encoding != "bigm":
         raise UsageError(f"--encoding applies to MIP solvers, not to --solver {args.solver}")
