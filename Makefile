@@ -21,5 +21,12 @@ demo: install
 test: install
 	$(BIN)/python -m pytest -q
 
+# make bench SUITE=smoke for a quick run; results and report go to bench-out/SUITE.
+SUITE ?= standard
+JOBS ?= 2
+
+bench: install
+	$(BIN)/ermsolve bench --suite $(SUITE) --jobs $(JOBS) --out bench-out/$(SUITE)
+
 clean:
 	rm -rf $(VENV) build *.egg-info demo-certificate.json

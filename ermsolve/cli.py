@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "ermsolve.generate",
     "ermsolve.bitgrowth",
     "ermsolve.export",
+    "ermsolve.bench",
 )
 
 

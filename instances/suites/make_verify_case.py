@@ -1,10 +1,10 @@
 """Write a large instance and a valid certificate for it, to time `ermsolve verify`.
 
 The network is random, with every hidden parameter a multiple of 1/4 in
-[-1, 1] and output weights +-1 (the normalised form that certificates use),
-so it is not a trained network: the certificate states its true exact loss
-and activation pattern, which is all that `verify` checks, and its
-optimality block states that it is synthetic. The targets are a planted
+[-1, 1] and output weights +-1 (the normalised form that certificates use).
+It is not a trained network. The certificate states its true exact loss and
+activation pattern, which is what `verify` checks, and its optimality block
+states that it is synthetic. The targets are a planted
 teacher's outputs plus noise (`ermsolve.generate.planted_instance`), so the
 loss is not 0.
 
