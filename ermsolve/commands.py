@@ -33,7 +33,8 @@ def register_cli(subparsers) -> None:
                        help="with --solver gd: random starts of gradient descent (default: 100)")
     solve.add_argument("--start", choices=("none", "gd"), default=None,
                        help="MIP start: a short gradient-descent run whose network seeds the MIP of its "
-                       "output-sign pattern (gd, the default for MIP solvers), or none")
+                       "output-sign pattern (gd), or none; by default gd where it applies (regression "
+                       "losses, one hidden layer, box domain)")
     solve.add_argument("--seed", type=non_negative_int, default=0, metavar="S",
                        help="with --solver gd: random seed (default: 0)")
     solve.add_argument("--out", metavar="CERT", help="write the certificate to this JSON file")
@@ -119,7 +120,7 @@ def run_solve(args) -> int:
             threads=args.threads,
             verbose=args.verbose,
             encoding_options=EncodingOptions(symmetry=args.symmetry),
-            start=args.start or _default_start(problem),
+            start=args.start or "auto",
         )
 
     certificate = None
@@ -136,17 +137,6 @@ def run_solve(args) -> int:
     else:
         _print_summary(problem, architecture, result, args.out if certificate else None)
     return EXIT_OK if result.solution is not None else EXIT_FAILED
-
-
-def _default_start(problem) -> str:
-    """Gradient descent seeds the MIP where it applies: one hidden layer, box domain, regression loss.
-
-    Measured on the shipped instances it cut nodes and time by up to 30x and never hurt
-    noticeably (docs/benchmarks.md).
-    """
-    if problem.is_shallow and problem.architecture.loss in ("l1", "l2", "linf"):
-        return "gd"
-    return "none"
 
 
 def _check_solver_options(args) -> None:

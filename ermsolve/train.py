@@ -78,7 +78,7 @@ def train(
     verbose: bool = False,
     encoding_options: EncodingOptions | None = None,
     solver_parameters: dict | None = None,
-    start: str = "none",
+    start: str = "auto",
 ) -> TrainResult:
     """Train `problem` to global optimality, or as far as `time_limit` (seconds) allows.
 
@@ -87,6 +87,8 @@ def train(
     domain and deeper or multi-output networks have paths of their own.
     With `start="gd"`, a short gradient-descent run gives the MIP of its
     output-sign pattern a starting solution, and that pattern is solved first.
+    `start="auto"` (the default) does so wherever gradient descent applies
+    (regression losses) and the encoding does not forbid it.
     """
     if start not in START_MODES:
         raise UsageError(f"unknown start {start!r}; valid starts: {', '.join(START_MODES)}")
@@ -102,6 +104,9 @@ def train(
                           verbose=verbose, solver_parameters=solver_parameters)
 
     encoder, backend = get_encoding(encoding), get_backend(solver)
+    if start == "auto":
+        applies = problem.architecture.loss in ("l1", "l2", "linf") and getattr(encoder, "uses_start", True)
+        start = "gd" if applies else "none"
     encoding_options = encoding_options or EncodingOptions()
     solver_parameters = dict(solver_parameters or {})
     if encoding_options.symmetry == "none" and solver in ("scip", "mathopt-scip"):
@@ -161,7 +166,7 @@ def train(
     return _finish(problem, encoder.name, backend, runs, incumbent, started, solve_time, time_limit, threads)
 
 
-START_MODES = ("none", "gd")
+START_MODES = ("auto", "none", "gd")
 # A short gradient-descent run: enough to land in a good basin on small instances.
 START_RESTARTS, START_STEPS = 20, 500
 

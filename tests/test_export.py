@@ -57,7 +57,7 @@ def test_mps_all_positive_matches_train(tmp_path, iris_problem, capsys):
     assert _run([str(IRIS), "--out", str(out)]) == 0
     assert "wrote" in capsys.readouterr().out
 
-    result = train(iris_problem, encoding="bigm")
+    result = train(iris_problem, encoding="bigm", start="none")
     first_run = result.runs[0]
     assert first_run.signs == (1, 1)
     assert _solve_file(out) == pytest.approx(first_run.objective, abs=1e-6)
@@ -78,7 +78,7 @@ def test_lp_chosen_signs_match_pattern_optimum(tmp_path, iris_problem, encoding_
 def test_sign_binaries_file_matches_train(tmp_path, iris_problem):
     out = tmp_path / "signs.mps"
     assert _run([str(IRIS), "--out", str(out), "--encoding", "bigm-signs"]) == 0
-    result = train(iris_problem, encoding="bigm")
+    result = train(iris_problem, encoding="bigm", start="none")
     assert _solve_file(out) == pytest.approx(float(result.solution.loss), abs=1e-6)
 
 

@@ -268,7 +268,7 @@ def test_unknown_start_rejected():
     from ermsolve.errors import UsageError
 
     problem = TrainingProblem(_instance([(0, 0), (1, 1)]), Architecture(hidden=(1,)))
-    with pytest.raises(UsageError, match="valid starts: none, gd"):
+    with pytest.raises(UsageError, match="valid starts: auto, none, gd"):
         train(problem, start="lbfgs")
 
 
