@@ -183,9 +183,14 @@ def _print_summary(problem, architecture, result, out) -> None:
     print(f"status       {result.status}: {result.basis}")
     if solution is not None:
         print(f"loss         {format_rational(solution.loss)} (exact) ~ {format_decimal(solution.loss)}")
-    print(f"dual bound   {_float_text(result.dual_bound)} (from the solver, floating-point)")
+    source = "exact" if result.solver == "enumerate" else "from the solver, floating-point"
+    if result.solver == "gd":
+        source = "none: gradient descent proves no bound"
+    elif result.solver == "cpsat":
+        source = "from CP-SAT's integer search"
+    print(f"dual bound   {_float_text(result.dual_bound)} ({source})")
     print(f"gap          {'infinite' if result.gap is None else f'{100 * result.gap:.4g}%'} "
-          "(the solver's relative gap)")
+          "(relative gap of the dual bound)")
     if solution is not None and result.dual_bound is not None and float(solution.loss) > result.dual_bound:
         excess = float(solution.loss) - result.dual_bound
         print(f"             the exact loss exceeds the dual bound by {excess:.3g}, "
