@@ -38,7 +38,7 @@ def positive_seconds(text: str) -> float:
 
 
 def exact_rational(text: str):
-    """An exact rational such as 2/3, 0.25 or 1e-3."""
+    """Parse an exact rational such as 2/3, 0.25 or 1e-3."""
     try:
         return parse_rational(text)
     except InputError as error:

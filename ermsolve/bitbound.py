@@ -97,7 +97,7 @@ def _bound_from_norms(norms: list[int], norms_with_rhs: list[int], size: int) ->
 
 
 def _linear_vertex_bound(problem: TrainingProblem, pattern) -> VertexBound:
-    """The same bound as `vertex_bound` for the l1 and linf LPs, from row norms computed directly.
+    """Compute the same bound as `vertex_bound` for the l1 and linf LPs, from row norms computed directly.
 
     Builds no program: each row's integer scale and norm follow from one data
     point, which keeps verification fast on large instances.
@@ -152,7 +152,7 @@ def _data_row_norms(instance, pattern, width) -> tuple[list[int], list[int]]:
 
 
 def _data_row_norms_numpy(instance, pattern, width):
-    """The same norms as `_data_row_norms` with int64 arrays, or (None, None) when they could overflow."""
+    """Compute the same norms as `_data_row_norms` with int64 arrays, or (None, None) when they could overflow."""
     limit = 2**20
     numerators = np.array([[int(v.numerator) for v in x] for x in instance.X], dtype=object)
     denominators = np.array([[int(v.denominator) for v in x] for x in instance.X], dtype=object)
@@ -200,7 +200,7 @@ def _system_size(program: FixedPatternProgram) -> int:
 
 
 def _system_rows(program: FixedPatternProgram) -> list[tuple[list[int], int]]:
-    """The integer-scaled rows (coefficients, right-hand side) a vertex can be built from."""
+    """List the integer-scaled rows (coefficients, right-hand side) a vertex can be built from."""
     n_vars = program.variable_count
     constraint_rows = [(dict(row), rhs) for row, rhs in zip(program.A_ub, program.b_ub)]
     for j in range(n_vars):

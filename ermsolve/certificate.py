@@ -175,7 +175,7 @@ def network_from_json(data, where: str = "network") -> Network:
 
 
 def pattern_to_json(pattern: list[list[int]]) -> list[str]:
-    """One string per hidden unit; character i is 1 when the unit is active on point i."""
+    """Encode the pattern as one string per hidden unit; character i is 1 when the unit is active on point i."""
     width = len(pattern[0]) if pattern else 0
     return ["".join(str(int(row[k])) for row in pattern) for k in range(width)]
 

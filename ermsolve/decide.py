@@ -75,7 +75,7 @@ def decide(
 
 
 def _decide_by_mip(problem, threshold, solver, encoding, time_limit, threads, verbose) -> Decision:
-    """One MIP per output-sign pattern, cut off just above gamma and stopped at the first good incumbent."""
+    """Decide with one MIP per output-sign pattern, cut off just above gamma and stopped at the first good incumbent."""
     encoder, backend = get_encoding(encoding), get_backend(solver)
     if getattr(encoder, "sign_binaries", False):
         patterns = [None]

@@ -101,7 +101,7 @@ def _common_denominator(values) -> int:
 
 
 def _integer_array(rows) -> np.ndarray:
-    """An int64 array when every entry fits comfortably, else an object array of Python ints."""
+    """Build an int64 array when every entry fits comfortably, else an object array of Python ints."""
     values = [[int(v) for v in row] for row in rows]
     largest = max((abs(v) for row in values for v in row), default=0)
     dtype = np.int64 if largest < 2**31 else object

@@ -29,8 +29,8 @@ FINGERPRINT_SCHEME = "ermsolve-data-v1"
 class Instance:
     """Data points `X` (n rows of d exact rationals) and targets.
 
-    `y` holds one target per point for single-output instances; `Y` holds a
-    row of m targets per point for any number of outputs.
+    `y` contains one target per point for single-output instances; `Y`
+    contains a row of m targets per point for any number of outputs.
     """
 
     name: str
@@ -201,7 +201,7 @@ def write_instance(path: str | Path, instance_or_rows, feature_names=None) -> No
 
 
 def _canonical(value: mpq) -> str:
-    """The p/q text of format_rational; str(mpq) omits "/1" for integers, so it is added here."""
+    """Return the p/q text of format_rational; str(mpq) omits "/1" for integers, so it is added here."""
     text = str(value)
     return text if "/" in text else text + "/1"
 

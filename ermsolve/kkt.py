@@ -35,7 +35,7 @@ def multipliers_to_json(duals: dict) -> dict:
 
 
 def normalised_point(program: FixedPatternProgram, network, signs, instance) -> list[mpq]:
-    """The program's variables for a one-hidden-layer network in certificate form.
+    """Rebuild the program's variables from a one-hidden-layer network in certificate form.
 
     The normalised parameters are w' = |v| w and b' = |v| b with v = +-R, and
     the auxiliary errors take their smallest feasible values, which are the

@@ -73,7 +73,7 @@ class Objective:
 
 @dataclass
 class MipModel:
-    """Variables, constraints and a minimisation objective; names say what each is."""
+    """Variables, constraints and a minimisation objective, each with a descriptive name."""
 
     name: str
     variables: list[Variable] = field(default_factory=list)

@@ -28,7 +28,7 @@ class SolveOptions:
 
 @dataclass
 class SolveResult:
-    """What a backend returns, in the same form for every solver."""
+    """The result of a solve, in the same form for every backend."""
 
     status: str
     solver: str
