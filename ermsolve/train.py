@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from gmpy2 import mpq
 
@@ -136,7 +136,8 @@ def train(
             runs.append(SignRun(signs, CUTOFF, None, 0.0, 0, 0.0))
             continue
 
-        encoded = encoder.build(problem, signs, encoding_options)
+        deadline = None if time_limit is None else started + time_limit
+        encoded = encoder.build(problem, signs, replace(encoding_options, deadline=deadline))
         counts = encoded.model.count()
         options = SolveOptions(
             time_limit=remaining,

@@ -99,6 +99,9 @@ class TrainingProblem:
 @dataclass
 class EncodingOptions:
     symmetry: str = "solver"
+    # time.monotonic() value by which the whole solve must end; encodings that do optional
+    # work while building (bound tightening) stop it early to leave time for the MIP.
+    deadline: float | None = None
 
     def __post_init__(self):
         if self.symmetry not in SYMMETRY_MODES:

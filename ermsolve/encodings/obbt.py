@@ -166,14 +166,26 @@ class ObbtBigMEncoding(BigMEncoding):
         bounds = [list(row) for row in bounds]
         binaries_before = _count_open(bounds)
         lp_solves, rounds = 0, 0
+        # Spend at most half of the remaining time on tightening; the bounds found so far stay valid.
+        stop_at = None
+        if options.deadline is not None:
+            stop_at = time.monotonic() + max(options.deadline - time.monotonic(), 0.0) / 2
+        out_of_time = False
 
         for _ in range(self.rounds):
+            if out_of_time:
+                break
             rounds += 1
             encoded = self.build_with_bounds(problem, signs, options, bounds)
             relaxation = _Relaxation(encoded, problem, upper_bound)
             width_before = _total_width(bounds)
 
             for i, x in enumerate(problem.instance.X):
+                if stop_at is not None and time.monotonic() >= stop_at:
+                    log.info("OBBT stopped at point %d of %d: half of the remaining time is used",
+                             i, problem.instance.n)
+                    out_of_time = True
+                    break
                 step = _grid_step(radii[i])
                 for k in range(width):
                     lower, upper = bounds[i][k]
