@@ -65,8 +65,10 @@ def run_cli(args) -> int:
     except (InputError, UsageError) as error:
         print(f"ermsolve: error: {error}", file=sys.stderr)
         return EXIT_USAGE
-    print(f"wrote {path}: {counts['variables']} variables ({counts['binary']} binary), "
-          f"{counts['linear']} linear constraints")
+    # The counts are the encoding's own; SCIP may add rows when it writes the file (an epigraph
+    # row for a squared loss, one row per side of a two-sided indicator).
+    print(f"wrote {path}: encoding model with {counts['variables']} variables ({counts['binary']} binary), "
+          f"{counts['linear']} linear, {counts['indicator']} indicator and {counts['sos1']} SOS1 constraints")
     return EXIT_OK
 
 
