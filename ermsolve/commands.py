@@ -22,8 +22,10 @@ def register_cli(subparsers) -> None:
     solve = subparsers.add_parser(
         "solve",
         help="train a network to proven optimality and write its certificate",
-        description="Train a one-hidden-layer ReLU network to global optimality with a MIP solver, "
-        "recover exact rational parameters and report the exact loss.",
+        description="Train a ReLU network to global optimality with a MIP solver and report the exact "
+        "loss. One hidden layer over the box gets exact rational parameters from the fixed-pattern "
+        "LP or QP; the fixed-point domain is solved in integers; deeper or multi-output networks "
+        "over the box get parameters rounded from the solver's floats.",
     )
     add_problem_arguments(solve, solvers_extra=("enumerate", "gd"))
     solve.add_argument("--max-patterns", type=positive_int, metavar="N",
@@ -58,7 +60,8 @@ def add_problem_arguments(parser, solvers_extra=()) -> None:
     """Add the instance, model and solver options that every training command shares."""
     parser.add_argument("instance", metavar="INSTANCE", help="CSV file: feature columns, then the target column y")
     parser.add_argument("--model", metavar="FILE", help="architecture TOML file (default: width 2, l1 loss, box 1)")
-    parser.add_argument("--width", type=positive_int, help="hidden units; overrides the model file")
+    parser.add_argument("--width", type=positive_int, metavar="K",
+                        help="hidden units of a one-hidden-layer model; overrides the model file")
     parser.add_argument("--loss", choices=LOSSES, help="loss; overrides the model file")
     parser.add_argument("--box", type=exact_positive, metavar="R",
                         help="every parameter in [-R, R], exact (e.g. 2, 0.5, 7/3); overrides the model file")
