@@ -42,6 +42,7 @@ from pathlib import Path
 
 from gmpy2 import mpq
 
+from ermsolve.arguments import positive_int, positive_seconds
 from ermsolve.errors import InputError, UsageError
 
 log = logging.getLogger(__name__)
@@ -885,13 +886,13 @@ def register_cli(subparsers) -> None:
     parser.add_argument("--instances", action="append", metavar="GLOB",
                         help="run only instances whose id matches one of these comma-separated glob patterns")
 
-    parser.add_argument("--time-limit", type=_positive_float, metavar="S",
+    parser.add_argument("--time-limit", type=positive_seconds, metavar="S",
                         help="time limit per run in seconds (default: the suite's time_limit)")
-    parser.add_argument("--threads", type=_positive_int, default=1, metavar="N",
+    parser.add_argument("--threads", type=positive_int, default=1, metavar="N",
                         help="solver threads per run (default: 1)")
-    parser.add_argument("--jobs", type=_positive_int, default=1, metavar="N",
+    parser.add_argument("--jobs", type=positive_int, default=1, metavar="N",
                         help="runs at the same time; with --scheduler local, the number of Dask workers (default: 1)")
-    parser.add_argument("--kill-margin", type=_positive_float, default=DEFAULT_KILL_MARGIN_S, metavar="S",
+    parser.add_argument("--kill-margin", type=positive_seconds, default=DEFAULT_KILL_MARGIN_S, metavar="S",
                         help="seconds past the time limit before a run's process is killed "
                         f"(default: {DEFAULT_KILL_MARGIN_S:g})")
 
@@ -1042,26 +1043,6 @@ def _clock(seconds: float) -> str:
     minutes, seconds = divmod(int(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}:{minutes:02d}:{seconds:02d}"
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive finite number of seconds, got {text!r}")
-    return value
 
 
 if __name__ == "__main__":

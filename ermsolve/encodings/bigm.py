@@ -58,19 +58,13 @@ class BigMEncoding:
         options = options or EncodingOptions()
         instance = problem.instance
         width, d = problem.width, instance.d
-        hidden_box, output_box = problem.hidden_box, problem.output_box
         if bounds is None:
             bounds = [[interval] * width for interval in problem.interval_bounds()]
         model = MipModel(f"{self.name}-{instance.name}-signs{''.join('+' if s > 0 else '-' for s in signs)}")
         model.objective_floor = mpq(0)
 
         # Create the network's parameters in the normalised box.
-        weights = [
-            [model.add_variable(f"w[{k}][{j}]", -hidden_box, hidden_box) for j in range(d)]
-            for k in range(width)
-        ]
-        biases = [model.add_variable(f"b[{k}]", -hidden_box, hidden_box) for k in range(width)]
-        output_bias = model.add_variable("c", -output_box, output_box)
+        weights, biases, output_bias = add_parameters(model, problem)
 
         # Create one activation and, where the sign is not fixed by the bounds, one binary per point and unit.
         activation = [[None] * width for _ in range(instance.n)]
@@ -125,6 +119,18 @@ class BigMEncoding:
         # h <= U a
         model.add_linear(f"relu_inactive[{i}][{k}]", {h: mpq(1), a: -upper}, hi=0)
         return h, a
+
+
+def add_parameters(model: MipModel, problem: TrainingProblem):
+    """Add w'[k][j], b'[k] in [-R^2, R^2] and c in [-R, R]; return their indices."""
+    hidden_box, output_box = problem.hidden_box, problem.output_box
+    weights = [
+        [model.add_variable(f"w[{k}][{j}]", -hidden_box, hidden_box) for j in range(problem.instance.d)]
+        for k in range(problem.width)
+    ]
+    biases = [model.add_variable(f"b[{k}]", -hidden_box, hidden_box) for k in range(problem.width)]
+    output_bias = model.add_variable("c", -output_box, output_box)
+    return weights, biases, output_bias
 
 
 def _add_loss(model: MipModel, problem: TrainingProblem, outputs: list[dict]) -> list[int] | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from gmpy2 import mpq
 
 from ermsolve.encodings.base import EncodedModel, EncodingOptions, TrainingProblem
-from ermsolve.encodings.bigm import BigMEncoding, _add_loss
+from ermsolve.encodings.bigm import BigMEncoding, _add_loss, add_parameters
 from ermsolve.errors import UsageError
 from ermsolve.model import MipModel, add_terms
 
@@ -63,19 +63,14 @@ class SignBinariesEncoding(BigMEncoding):
         options = options or EncodingOptions()
         instance = problem.instance
         width, d = problem.width, instance.d
-        hidden_box, output_box = problem.hidden_box, problem.output_box
+        hidden_box = problem.hidden_box
         if bounds is None:
             bounds = [[interval] * width for interval in problem.interval_bounds()]
         model = MipModel(f"{self.name}-{instance.name}")
         model.objective_floor = mpq(0)
 
         # Variables: the parameters in the normalised box and one sign binary per unit.
-        weights = [
-            [model.add_variable(f"w[{k}][{j}]", -hidden_box, hidden_box) for j in range(d)]
-            for k in range(width)
-        ]
-        biases = [model.add_variable(f"b[{k}]", -hidden_box, hidden_box) for k in range(width)]
-        output_bias = model.add_variable("c", -output_box, output_box)
+        weights, biases, output_bias = add_parameters(model, problem)
         sign_variables = [model.add_variable(f"sigma[{k}]", 0, 1, "binary") for k in range(width)]
 
         # Constraints: ReLU and signed product per point and unit.
