@@ -76,6 +76,7 @@ from ermsolve import __version__
 from ermsolve.backends.base import CUTOFF, OPTIMAL, TIME_LIMIT, relative_gap
 from ermsolve.encodings.base import TrainingProblem, sign_patterns
 from ermsolve.errors import RationalizationError, UsageError
+from ermsolve.exact_linalg import row_reduce
 from ermsolve.rationalize import PatternInfeasibleError, rationalize, rationalize_zero_one_search
 from ermsolve.train import SignRun, TrainResult
 
@@ -431,36 +432,13 @@ def _affine_coordinates(points) -> list[tuple]:
     """
     base = points[0]
     differences = [[a - b for a, b in zip(point, base)] for point in points[1:]]
-    _, pivots = _row_reduce(differences, len(base))
+    _, pivots = row_reduce(differences, len(base))
     return [tuple(point[j] for j in pivots) for point in points]
-
-
-def _row_reduce(rows, column_count: int):
-    """Reduced row echelon form over Q; returns the nonzero rows and the pivot columns."""
-    matrix = [list(row) for row in rows]
-    pivots = []
-    rank = 0
-    for column in range(column_count):
-        if rank == len(matrix):
-            break
-        pivot = next((i for i in range(rank, len(matrix)) if matrix[i][column] != 0), None)
-        if pivot is None:
-            continue
-        matrix[rank], matrix[pivot] = matrix[pivot], matrix[rank]
-        lead = matrix[rank][column]
-        matrix[rank] = [value / lead for value in matrix[rank]]
-        for i in range(len(matrix)):
-            if i != rank and matrix[i][column] != 0:
-                factor = matrix[i][column]
-                matrix[i] = [a - factor * b for a, b in zip(matrix[i], matrix[rank])]
-        pivots.append(column)
-        rank += 1
-    return matrix[:rank], pivots
 
 
 def _null_vector(rows, column_count: int):
     """Return a nonzero vector spanning the null space when it is one-dimensional, else None."""
-    reduced, pivots = _row_reduce(rows, column_count)
+    reduced, pivots = row_reduce(rows, column_count)
     if len(pivots) != column_count - 1:
         return None
     free = next(j for j in range(column_count) if j not in pivots)

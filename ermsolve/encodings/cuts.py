@@ -10,6 +10,7 @@ from gmpy2 import mpq
 from ermsolve.encodings.base import EncodedModel, EncodingOptions, TrainingProblem
 from ermsolve.encodings.bigm import BigMEncoding
 from ermsolve.encodings.obbt import ObbtBigMEncoding
+from ermsolve.exact_linalg import row_reduce
 from ermsolve.instance import Instance
 
 log = logging.getLogger(__name__)
@@ -109,25 +110,12 @@ def _barycentric_weights(instance: Instance, i: int, support: list[int]) -> list
     rows = [[instance.X[j][coordinate] for j in support] + [instance.X[i][coordinate]] for coordinate in range(d)]
     rows.append([mpq(1)] * size + [mpq(1)])
 
-    pivot_row = 0
-    pivot_columns = []
-    for column in range(size):
-        pivot = next((r for r in range(pivot_row, len(rows)) if rows[r][column] != 0), None)
-        if pivot is None:
-            return None  # The support is affinely dependent, so the weights are not unique.
-        rows[pivot_row], rows[pivot] = rows[pivot], rows[pivot_row]
-        pivot_value = rows[pivot_row][column]
-        rows[pivot_row] = [value / pivot_value for value in rows[pivot_row]]
-        for r in range(len(rows)):
-            if r != pivot_row and rows[r][column] != 0:
-                factor = rows[r][column]
-                rows[r] = [a - factor * b for a, b in zip(rows[r], rows[pivot_row])]
-        pivot_columns.append(column)
-        pivot_row += 1
-
-    if any(rows[r][size] != 0 for r in range(pivot_row, len(rows))):
+    reduced, pivots = row_reduce(rows, size + 1)
+    if size in pivots:
         return None  # x_i is not in the affine hull of the support.
-    weights = [rows[r][size] for r in range(size)]
+    if pivots != list(range(size)):
+        return None  # The support is affinely dependent, so the weights are not unique.
+    weights = [reduced[r][size] for r in range(size)]
     if any(weight < 0 for weight in weights):
         return None
     return weights
