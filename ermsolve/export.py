@@ -19,11 +19,10 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
-from ermsolve.architecture import LOSSES, Architecture, load_architecture
-from ermsolve.encodings import ENCODINGS, EncodingOptions, TrainingProblem, get_encoding
+from ermsolve.architecture import LOSSES
+from ermsolve.encodings import ENCODINGS, EncodingOptions, get_encoding
 from ermsolve.encodings.base import SYMMETRY_MODES
 from ermsolve.errors import InputError, UsageError
-from ermsolve.instance import load_instance
 from ermsolve.model import MipModel
 
 log = logging.getLogger(__name__)
@@ -55,7 +54,8 @@ def register_cli(subparsers) -> None:
     export.add_argument("--signs", metavar="SIGNS",
                         help="output sign per hidden unit as a string of + and -, e.g. +- "
                         "(default: all +); not allowed for encodings that choose the signs")
-    export.set_defaults(handler=run_cli)
+    # export has no fixed-point models; these defaults let it share solve's problem loader.
+    export.set_defaults(handler=run_cli, domain=None, frac_bits=None)
 
 
 def run_cli(args) -> int:
@@ -80,7 +80,11 @@ def export_model(args) -> tuple[Path, dict]:
     if args.width is not None and args.width < 1:
         raise UsageError(f"--width must be a positive integer, got {args.width}")
     encoder = get_encoding(args.encoding)
-    problem = _load_problem(args)
+    if isinstance(args.box, str):
+        args.box = _parse_box(args.box)
+    from ermsolve.commands import load_problem
+
+    problem, _ = load_problem(args)
     signs = _choose_signs(encoder, args.signs, problem.width)
 
     encoded = encoder.build(problem, signs, EncodingOptions(symmetry=args.symmetry))
@@ -141,20 +145,6 @@ def _with_lp_names(mip: MipModel) -> MipModel:
         indicators=[replace(c, name=rename(c.name)) for c in mip.indicators],
         sos1=[replace(c, name=rename(c.name)) for c in mip.sos1],
     )
-
-
-def _load_problem(args) -> TrainingProblem:
-    """Load the instance and the architecture with the command-line overrides, as `solve` does."""
-    from ermsolve.commands import DEFAULT_WIDTH
-
-    box = _parse_box(args.box) if isinstance(args.box, str) else args.box
-    instance = load_instance(args.instance)
-    if args.model:
-        architecture = load_architecture(args.model)
-    else:
-        architecture = Architecture(hidden=(DEFAULT_WIDTH,), name="default")
-    architecture = architecture.with_overrides(width=args.width, loss=args.loss, box=box)
-    return TrainingProblem(instance, architecture)
 
 
 def _choose_signs(encoder, text: str | None, width: int) -> tuple[int, ...] | None:
