@@ -647,7 +647,7 @@ def _quiet_highs():
     """Create a Highs object with its output off.
 
     highspy 1.16 prints a banner on standard output when the first Highs object
-    of a process is created, before any option can be set; that would corrupt
+    of a process is created, before any option can be set. That would corrupt
     the JSON that the CLI prints, so file descriptor 1 points to /dev/null
     while the object is made.
     """

@@ -2,9 +2,9 @@
 
 Scaling the data and each layer by the least common multiple of their
 denominators turns every pre-activation into an integer, so the forward pass
-is integer matrix arithmetic: numpy int64 where a bound on every intermediate
-value proves it cannot overflow, Python integers (numpy object arrays)
-elsewhere. The results are exact, equal to the `mpq` forward pass, and much
+is integer matrix arithmetic. It runs in numpy int64 where a bound on every
+intermediate value proves it cannot overflow, and in Python integers (numpy
+object arrays) elsewhere. The results are exact, equal to the `mpq` forward pass, and much
 faster on large data.
 """
 

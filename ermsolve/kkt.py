@@ -8,8 +8,8 @@ and the gradient of the objective is cancelled:
 
     2 M^T (M x - t) + c + A_ub^T y - u_lower + u_upper = 0.
 
-A certificate carries the non-zero multipliers; `verify` rebuilds the program
-from the data and the pattern, rebuilds x from the network, and checks every
+A certificate carries the non-zero multipliers. `verify` rebuilds the program
+from the data and the pattern and x from the network, then checks every
 condition with exact rational arithmetic. No solver is involved.
 """
 

@@ -1,8 +1,8 @@
 """Exact parameters from an activation pattern: the fixed-pattern LP or QP solved over Q.
 
-`ermsolve.fixed_pattern` builds the program; `ermsolve.exact_lp` solves it
-exactly over the rationals and proves optimality with exact multipliers; this
-module maps the answer back to a network in the original box. It never
+`ermsolve.fixed_pattern` builds the program, and `ermsolve.exact_lp` solves it
+exactly over the rationals and proves optimality with exact multipliers. This
+module maps the solution back to a network in the original box. It never
 imports a MIP solver.
 """
 

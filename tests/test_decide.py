@@ -46,7 +46,7 @@ def test_threshold_above_at_below(loss):
     assert at.answer == "YES"
     assert at.best_loss == optimum
     assert below.answer == "NO"
-    # 1e-9 is far inside SCIP's tolerance, so only the exact enumeration can say NO here.
+    # 1e-9 is far inside SCIP's tolerance, so only the exact enumeration can prove NO here.
     assert below.basis == "exact"
 
 

@@ -272,7 +272,7 @@ def test_large_scan_stops_early():
     """120 random points in 3-D span C(120, 3) = 280840 hyperplanes, beyond the exact-count scan.
 
     With a limit, counting stops once the count is known to exceed it, and the
-    refusal says that the count is a lower bound.
+    rejection message states that the count is a lower bound.
     """
     rng = random.Random(0)
     X = tuple(tuple(mpq(rng.randint(-100, 100), 64) for _ in range(3)) for _ in range(120))

@@ -99,8 +99,8 @@ class TrainingProblem:
 @dataclass
 class EncodingOptions:
     symmetry: str = "solver"
-    # time.monotonic() value by which the whole solve must end; encodings that do optional
-    # work while building (bound tightening) stop it early to leave time for the MIP.
+    # time.monotonic() value by which the whole solve must end. Encodings that do optional
+    # work while building (bound tightening) stop it early, so the MIP keeps time to run.
     deadline: float | None = None
 
     def __post_init__(self):
