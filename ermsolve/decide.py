@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from gmpy2 import mpq
 
 from ermsolve.backends import SolveOptions, get_backend
-from ermsolve.backends.base import CUTOFF, TIME_LIMIT
+from ermsolve.backends.base import CUTOFF, TIME_LIMIT, objective_tolerance
 from ermsolve.encodings import EncodingOptions, TrainingProblem, get_encoding, sign_patterns
 from ermsolve.rational import bit_length, format_rational
-from ermsolve.train import OBJECTIVE_TOLERANCE, TrainResult, _finish, train
+from ermsolve.train import TrainResult, _finish, _signs_text, train
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ def _decide_by_mip(problem, threshold, solver, encoding, time_limit, threads, ve
         patterns = [None]
     else:
         patterns = sign_patterns(problem.width)
-    tolerance = OBJECTIVE_TOLERANCE * (max(1.0, abs(float(threshold))) + problem.instance.n)
+    tolerance = objective_tolerance(float(threshold), problem.instance.n)
     cutoff = float(threshold) + tolerance
     started = time.monotonic()
     decision = Decision(UNKNOWN, None, "", threshold)
@@ -91,7 +91,7 @@ def _decide_by_mip(problem, threshold, solver, encoding, time_limit, threads, ve
     for signs in patterns:
         remaining = None if time_limit is None else time_limit - (time.monotonic() - started)
         if remaining is not None and remaining <= 0:
-            inconclusive.append(f"output signs {_signs(signs)} not searched before the time limit")
+            inconclusive.append(f"output signs {_signs_text(signs)} not searched before the time limit")
             continue
         encoded = encoder.build(problem, signs, EncodingOptions())
         parameters = {"limits/primal": float(threshold)} if solver == "scip" else {}
@@ -99,7 +99,7 @@ def _decide_by_mip(problem, threshold, solver, encoding, time_limit, threads, ve
                                objective_limit=cutoff, solver_parameters=parameters)
         result = backend.solve(encoded.model, options)
         decision.steps.append(
-            f"output signs {_signs(signs)}: {result.status}, objective {result.objective}, "
+            f"output signs {_signs_text(signs)}: {result.status}, objective {result.objective}, "
             f"dual bound {result.dual_bound}"
         )
         log.info(decision.steps[-1])
@@ -122,15 +122,15 @@ def _decide_by_mip(problem, threshold, solver, encoding, time_limit, threads, ve
                 return Decision(YES, EXACT, finished.basis, threshold, finished, solution.loss,
                                 result.dual_bound, steps=decision.steps)
             inconclusive.append(
-                f"output signs {_signs(signs)}: the solver's best network has exact loss "
+                f"output signs {_signs_text(signs)}: the solver's best network has exact loss "
                 f"{'unknown' if solution is None else format_rational(solution.loss)} above the threshold, "
                 f"but the solver ({result.raw_status}, dual bound {result.dual_bound}) did not prove "
                 f"every network worse than threshold + tolerance {tolerance:.3g}"
             )
         elif result.status == TIME_LIMIT:
-            inconclusive.append(f"output signs {_signs(signs)}: time limit, dual bound {result.dual_bound}")
+            inconclusive.append(f"output signs {_signs_text(signs)}: time limit, dual bound {result.dual_bound}")
         else:
-            inconclusive.append(f"output signs {_signs(signs)}: solver status {result.status}")
+            inconclusive.append(f"output signs {_signs_text(signs)}: solver status {result.status}")
 
     decision.result = best
     decision.best_loss = None if best is None else best.solution.loss
@@ -203,7 +203,7 @@ def _decision_from_optimum(result: TrainResult, threshold, no_basis: str) -> Dec
         decision.reason = (f"the optimum is exactly {format_rational(solution.loss)} > threshold "
                            f"({result.basis})")
         return decision
-    tolerance = OBJECTIVE_TOLERANCE * (max(1.0, abs(float(threshold))) + result_size(result))
+    tolerance = objective_tolerance(float(threshold), len(solution.pattern))
     if result.dual_bound is not None and result.dual_bound > float(threshold) + tolerance:
         decision.answer, decision.basis = NO, FLOATING_POINT
         decision.reason = (f"the solver's dual bound {result.dual_bound:.12g} exceeds the threshold by more "
@@ -212,10 +212,6 @@ def _decision_from_optimum(result: TrainResult, threshold, no_basis: str) -> Dec
         decision.reason = (f"the optimum {format_rational(solution.loss)} is above the threshold, but the dual "
                            f"bound {result.dual_bound} is within the solver's tolerance of it")
     return decision
-
-
-def result_size(result: TrainResult) -> int:
-    return 0 if result.solution is None else len(result.solution.pattern)
 
 
 def _apply_bit_limit(decision: Decision, max_bits: int | None) -> None:
@@ -230,9 +226,3 @@ def _apply_bit_limit(decision: Decision, max_bits: int | None) -> None:
             f"--max-bits {max_bits}; whether one within {max_bits} bits exists is not decided "
             "(try the fixed-point domain or min-bits)"
         )
-
-
-def _signs(signs) -> str:
-    if signs is None:
-        return "(chosen by the MIP)"
-    return "".join("+" if s > 0 else "-" for s in signs)

@@ -38,7 +38,7 @@ from fractions import Fraction
 
 from gmpy2 import mpq
 
-from ermsolve.backends.base import OPTIMAL, TIME_LIMIT, relative_gap
+from ermsolve.backends.base import OPTIMAL, TIME_LIMIT, objective_tolerance, relative_gap
 from ermsolve.backends.scip import STATUS_MAP
 from ermsolve.encodings.base import TrainingProblem
 from ermsolve.errors import SolverUnavailableError, UsageError
@@ -50,8 +50,6 @@ log = logging.getLogger(__name__)
 
 ENCODING_NAME = "bilinear big-M MINLP"
 
-# Relative slack for comparing the exact loss with SCIP's float objective and dual bound.
-OBJECTIVE_TOLERANCE = 1e-6
 
 # Rationalisation candidates: rounding to the grid 2^-k for these k, and the best
 # approximation with a denominator of at most each of these limits.
@@ -367,7 +365,7 @@ def _state_basis(result, problem: TrainingProblem) -> None:
     relation = (f"exceeds the solver's objective by {difference:.3g}" if difference > 0
                 else f"is below the solver's objective by {-difference:.3g}" if difference < 0
                 else "equals the solver's objective")
-    tolerance = OBJECTIVE_TOLERANCE * (max(1.0, abs(objective)) + problem.instance.n * problem.architecture.outputs)
+    tolerance = objective_tolerance(objective, problem.instance.n * problem.architecture.outputs)
     steps = (f"parameters rationalised from floats ({solution.method}), loss recomputed exactly; "
              f"the exact loss {relation}")
 

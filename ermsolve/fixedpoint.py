@@ -63,7 +63,7 @@ import gmpy2
 from gmpy2 import mpq
 
 from ermsolve.backends import SolveOptions, get_backend
-from ermsolve.backends.base import CUTOFF, OPTIMAL, TIME_LIMIT, relative_gap
+from ermsolve.backends.base import CUTOFF, OPTIMAL, TIME_LIMIT, objective_tolerance, relative_gap
 from ermsolve.encodings.base import TrainingProblem
 from ermsolve.errors import UsageError
 from ermsolve.exact_eval import activation_patterns, exact_loss_multi
@@ -81,8 +81,6 @@ FLOAT_EXACT_LIMIT = 2**53
 # A SCIP value further than this from an integer means the solution is not integral.
 INTEGRALITY_TOLERANCE = 1e-4
 
-# Relative slack for comparing the exact loss with SCIP's float objective.
-OBJECTIVE_TOLERANCE = 1e-6
 
 
 @dataclass
@@ -553,7 +551,7 @@ def _state_float_basis(result, problem, solution, objective_loss, read) -> None:
     """SCIP and other float solvers: optimal within their tolerances only."""
     exact = float(solution.loss)
     objective = float(objective_loss) if objective_loss is not None else exact
-    tolerance = OBJECTIVE_TOLERANCE * (max(1.0, abs(objective)) + problem.instance.n)
+    tolerance = objective_tolerance(objective, problem.instance.n)
     if exact > objective + tolerance:
         result.warnings.append(
             f"EXACT LOSS IS WORSE THAN THE SOLVER'S OBJECTIVE: exact {exact!r} versus solver {objective!r}"

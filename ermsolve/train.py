@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from gmpy2 import mpq
 
 from ermsolve.backends import SolveOptions, get_backend
-from ermsolve.backends.base import CUTOFF, OPTIMAL, TIME_LIMIT, relative_gap
+from ermsolve.backends.base import CUTOFF, OPTIMAL, TIME_LIMIT, objective_tolerance, relative_gap
 from ermsolve.classification import zero_one_margin
 from ermsolve.encodings import EncodingOptions, TrainingProblem, get_encoding, sign_patterns
 from ermsolve.errors import RationalizationError, UsageError
@@ -25,11 +25,6 @@ from ermsolve.rational import format_rational
 from ermsolve.rationalize import ExactSolution, rationalize
 
 log = logging.getLogger(__name__)
-
-# How far the exact loss may exceed the solver's objective before we call it out.
-# SCIP's default feasibility tolerance is 1e-6; the objective can drift by a few
-# multiples of it over n constraints, so this is a relative 1e-6 on top of n * 1e-6.
-OBJECTIVE_TOLERANCE = 1e-6
 
 
 @dataclass
@@ -352,7 +347,7 @@ def _state_basis(result: TrainResult, problem) -> None:
 
     exact = float(solution.loss)
     objective = result.solver_objective
-    tolerance = OBJECTIVE_TOLERANCE * (max(1.0, abs(objective)) + problem.instance.n)
+    tolerance = objective_tolerance(objective, problem.instance.n)
     if exact > objective + tolerance:
         result.warnings.append(
             f"EXACT LOSS IS WORSE THAN THE SOLVER'S OBJECTIVE: exact {exact!r} versus solver "
@@ -409,10 +404,3 @@ def _signs_text(signs) -> str:
     if signs is None:
         return "(chosen by the MIP)"
     return "".join("+" if s > 0 else "-" for s in signs)
-
-
-def exact_minus_solver(result: TrainResult) -> float | None:
-    """Exact loss minus the solver's objective, as a float for reports."""
-    if result.solution is None or result.solver_objective is None:
-        return None
-    return float(result.solution.loss - mpq(result.solver_objective))

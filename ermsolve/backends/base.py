@@ -46,6 +46,16 @@ class SolveResult:
         return self.values is not None
 
 
+# SCIP's default feasibility tolerance is 1e-6, and the objective can drift by a few
+# multiples of it over the loss terms, so the slack is 1e-6 relative plus 1e-6 per term.
+FEASIBILITY_TOLERANCE = 1e-6
+
+
+def objective_tolerance(value: float, terms: int) -> float:
+    """Slack allowed between an exact loss and a float solver value near `value`, for `terms` loss terms."""
+    return FEASIBILITY_TOLERANCE * (max(1.0, abs(value)) + terms)
+
+
 def relative_gap(primal: float | None, dual: float | None) -> float | None:
     """SCIP's gap |primal - dual| / min(|primal|, |dual|); 0 when equal, None when unbounded."""
     if primal is None or dual is None or not math.isfinite(primal) or not math.isfinite(dual):
